@@ -1,0 +1,1 @@
+"""SR methods behind one protocol (:mod:`methods.base`), one module per method family."""
