@@ -1,0 +1,45 @@
+"""Shared fixtures: real photographs, the calibration pairs, and reference libraries."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CALIBRATION = SHARED / "reference" / "pyiqa_calibration"
+
+
+def import_basicsr():
+    """Import BasicSR 1.4.2 on torchvision >= 0.17, which dropped ``functional_tensor``.
+
+    BasicSR only needs ``rgb_to_grayscale`` from it, which ``functional`` still provides.
+    """
+    pytest.importorskip("torchvision")
+    import torchvision.transforms.functional as tvf
+
+    sys.modules.setdefault("torchvision.transforms.functional_tensor", tvf)
+    return pytest.importorskip("basicsr")
+
+
+@pytest.fixture(scope="session")
+def basicsr():
+    return import_basicsr()
+
+
+@pytest.fixture(scope="session")
+def calibration_dir() -> Path:
+    if not (CALIBRATION / "results_official.csv").is_file():
+        pytest.skip(f"calibration data absent: expected {CALIBRATION} (../shared beside the repo)")
+    return CALIBRATION
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real RGB photographs shipped inside scikit-image's wheel (uint8 HWC)."""
+    import skimage.data as d
+
+    return {"astronaut": d.astronaut(), "chelsea": d.chelsea(), "coffee": d.coffee()}
