@@ -1,0 +1,111 @@
+"""``srarena`` (the default command): one benchmark job per Hydra job, tracked and tabulated."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from harness import tracking
+from harness.errors import ConfigError
+from harness.runner import Runner
+from harness.weights import set_weights_dir
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} requested but CUDA is not available; use device=cpu or device=auto")
+    return name
+
+
+def choice(group: str, default: str) -> str:
+    try:
+        return str(HydraConfig.get().runtime.choices.get(group, default))
+    except ValueError:  # not inside a Hydra app (tests calling run() directly)
+        return default
+
+
+def run(cfg: DictConfig) -> int:
+    set_weights_dir(cfg.paths.weights)
+    device = resolve_device(str(cfg.device))
+    method_name = str(cfg.get("method_name") or choice("method", "method"))
+    dataset = hydra.utils.instantiate(cfg.dataset)
+    method = hydra.utils.instantiate(cfg.method)
+    if hasattr(method, "to"):
+        method = method.to(device)
+    try:
+        hc = HydraConfig.get()
+        out_dir = Path(hc.runtime.output_dir)
+        multirun = hc.mode == RunMode.MULTIRUN
+        sweep_dir = str(Path(hc.sweep.dir).resolve()) if multirun else None
+    except ValueError:
+        out_dir, multirun, sweep_dir = Path(cfg.paths.outputs) / "runs" / method_name, False, None
+
+    runner = Runner(
+        method,
+        method_name,
+        dataset,
+        list(cfg.metrics.presets),
+        out_dir,
+        seed=int(cfg.seed),
+        device=device,
+        warmup=int(cfg.runner.warmup),
+        save_images=bool(cfg.runner.save_images),
+        num_samples=int(cfg.runner.num_samples_logged),
+        progress=bool(cfg.runner.progress),
+    )
+    result = runner.run()
+    for name, reason in result.skipped_metrics.items():
+        print(f"metric {name} skipped: {reason}")
+    for failure in result.failures:
+        print(f"image {failure['id']} failed: {failure['error']}")
+    if result.unmatched_lr:
+        print(f"LR files without an HR file (ignored): {', '.join(result.unmatched_lr)}")
+
+    if cfg.tracking.enabled:
+        tracking.configure(cfg)
+        parent = None
+        if multirun:
+            exp_id = tracking.experiment_id(cfg)
+            parent = tracking.sweep_parent(cfg, exp_id, sweep_dir, f"sweep {Path(sweep_dir).name}")
+        config_path = out_dir / "config.yaml"
+        config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tags = {
+            "method": method_name,
+            "dataset": result.dataset,
+            "scale": str(result.scale),
+            "device": device,
+            "dataset_hash": result.dataset_hash,
+            "output_dir": str(out_dir.resolve()),
+        }
+        for name, rec in result.metric_records.items():
+            tags[f"metric.{name}"] = "; ".join(f"{k}={v}" for k, v in rec.items())
+        for name, reason in result.skipped_metrics.items():
+            tags[f"skipped.{name}"] = reason[:5000]
+        tags["failures"] = str(len(result.failures))
+        run_id = tracking.log_job(
+            cfg,
+            run_name=f"{method_name}/{result.dataset}/x{result.scale}",
+            metrics=result.aggregates,
+            tags=tags,
+            artifacts=[out_dir / "per_image.csv", out_dir / "summary.json", config_path],
+            samples=result.samples,
+            parent_run_id=parent,
+        )
+        log.info("MLflow run %s in %s", run_id, tracking.tracking_uri(cfg))
+        if not multirun and cfg.leaderboard.print_after_run:
+            from harness.reports.leaderboard import publish_leaderboard
+
+            publish_leaderboard(cfg)
+    summary = {k: round(v, 4) for k, v in result.aggregates.items() if not k.endswith("_std")}
+    print(f"{method_name} on {result.dataset} x{result.scale}: {summary}")
+    return 0

@@ -1,0 +1,24 @@
+"""Hydra callback: after a multirun, tabulate exactly the sweep's child runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class LeaderboardCallback(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not (config.tracking.enabled and config.leaderboard.print_after_run):
+            return
+        from harness import tracking
+        from harness.reports.leaderboard import publish_leaderboard
+
+        tracking.configure(config)
+        exp_id = tracking.experiment_id(config)
+        sweep_dir = str(Path(HydraConfig.get().sweep.dir).resolve())
+        parent = tracking.sweep_parent(config, exp_id, sweep_dir, f"sweep {Path(sweep_dir).name}")
+        publish_leaderboard(config, parent_run_id=parent)
