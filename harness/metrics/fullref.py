@@ -20,18 +20,20 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0, eps: float
     return 10.0 * torch.log10(data_range**2 / (mse + eps))
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Normalised 2-D Gaussian (the one ``cv2.getGaussianKernel`` and ssim.m build)."""
+def gaussian_1d(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian (``cv2.getGaussianKernel``); its outer product is ssim.m's window."""
     r = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
+    return g / g.sum()
 
 
-def _filter_valid(img: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+def _filter_valid(img: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """'valid' filtering with the separable window ``outer(g, g)``: two 1-D passes, ~5x fewer
+    operations than the 2-D kernel (float64 convolutions have no fast path on CPU)."""
     c = img.shape[1]
-    weight = win.to(img).expand(c, 1, *win.shape)
-    return F.conv2d(img, weight, groups=c)
+    g = g.to(img)
+    out = F.conv2d(img, g.view(1, 1, 1, -1).expand(c, 1, 1, g.numel()), groups=c)
+    return F.conv2d(out, g.view(1, 1, -1, 1).expand(c, 1, g.numel(), 1), groups=c)
 
 
 def _symmetric_pad_end(img: torch.Tensor, p: int) -> torch.Tensor:
@@ -78,7 +80,7 @@ def ssim(
         raise ValueError(f"SSIM needs images of at least {win_size}x{win_size}, got {tuple(x.shape[-2:])}")
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
-    win = gaussian_window(win_size, sigma, dtype=x.dtype, device=x.device)
+    win = gaussian_1d(win_size, sigma, dtype=x.dtype, device=x.device)
     mu_x, mu_y = _filter_valid(x, win), _filter_valid(y, win)
     sxx = _filter_valid(x * x, win) - mu_x**2
     syy = _filter_valid(y * y, win) - mu_y**2
