@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -19,6 +18,7 @@ class LeaderboardCallback(Callback):
 
         tracking.configure(config)
         exp_id = tracking.experiment_id(config)
-        sweep_dir = str(Path(HydraConfig.get().sweep.dir).resolve())
+        # HydraConfig is unset here; the callback's config still carries the hydra node.
+        sweep_dir = str(Path(config.hydra.sweep.dir).resolve())
         parent = tracking.sweep_parent(config, exp_id, sweep_dir, f"sweep {Path(sweep_dir).name}")
         publish_leaderboard(config, parent_run_id=parent)
