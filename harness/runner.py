@@ -141,6 +141,8 @@ class Runner:
         it = tqdm(self.dataset.ids, desc=f"{self.method_name} on {self.dataset.name}", disable=not self.progress, unit="img")
         for image_id in it:
             row: dict[str, Any] = {"id": image_id, "status": "ok", "error": ""}
+            # A metric that could not run shows as "skipped" in its column, not as a gap.
+            row.update({name: "skipped" for name in self.evaluator.skipped})
             stage = "load"
             try:
                 pair = self.dataset.load(image_id)

@@ -74,3 +74,24 @@ def test_generator_depends_on_seed_and_id_only():
     c = torch.rand(4, generator=image_generator(0, "img2", torch.device("cpu")))
     d = torch.rand(4, generator=image_generator(1, "img1", torch.device("cpu")))
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, d)
+
+
+def test_metric_with_missing_weights_is_skipped_not_dropped(tmp_path, photos, monkeypatch):
+    from harness.metrics import registry
+    from harness.weights import MissingWeightsError, WeightSpec
+
+    spec = WeightSpec(key="test/fake", filename="fake.pth", source="nowhere", used_by="fake_metric")
+
+    def factory(ctx):
+        raise MissingWeightsError(spec, [tmp_path / "fake.pth"])
+
+    registry.available_metrics()  # load the built-in presets first
+    fake = registry.MetricSpec("fake_metric", "fr", True, (0, 1), "test", "0", {}, factory)
+    monkeypatch.setitem(registry._REGISTRY, "fake_metric", fake)
+    write_png(tmp_path / "HR" / "a.png", photos["astronaut"][:64, :64])
+    ds = PairedFolderDataset(tmp_path / "HR", scale=4)
+    result = Runner(Bicubic(), "bicubic", ds, ["psnr_y", "fake_metric"], tmp_path / "out", progress=False).run()
+    assert "fake.pth" in result.skipped_metrics["fake_metric"]
+    assert result.rows[0]["fake_metric"] == "skipped" and result.rows[0]["psnr_y"] > 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "fake.pth" in summary["skipped_metrics"]["fake_metric"]
