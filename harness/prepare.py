@@ -71,7 +71,8 @@ class PrepareReport:
 
     written: list[str] = field(default_factory=list)
     verified: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # reported and kept as they are
+    rebuilt: list[str] = field(default_factory=list)  # changed, and rewritten (overwrite=true)
     failures: list[dict[str, str]] = field(default_factory=list)
     files_written: int = 0
 
@@ -325,7 +326,7 @@ def prepare(s: PrepareSettings) -> PrepareReport:
                 todo.append((it, rec))
                 continue
             state, changes = _check_files(old, s.out_dir, src_hash)
-            report.changed.extend(changes)
+            (report.rebuilt if s.overwrite else report.changed).extend(changes)
             if state == "ok" or (state == "changed" and not s.overwrite):
                 rows[it.id] = {c: old.get(c, "") for c in columns}  # the manifest stays the reference
                 if state == "ok":
@@ -385,10 +386,12 @@ def run_prepare(cfg: DictConfig) -> int:
     print(
         f"srarena prepare: {s.out_dir}\n"
         f"  {len(r.written)} pairs written, {len(r.verified)} verified unchanged, "
-        f"{len(r.changed)} changed, {len(r.failures)} failed; {r.files_written} files written"
+        f"{len(r.changed)} changed, {len(r.rebuilt)} rebuilt, {len(r.failures)} failed; {r.files_written} files written"
     )
     for c in r.changed[:20]:
-        print(f"  changed: {c}" + ("" if s.overwrite else " (kept; pass overwrite=true to rebuild)"))
+        print(f"  changed: {c} (kept; pass overwrite=true to rebuild)")
+    for c in r.rebuilt[:20]:
+        print(f"  rebuilt: {c}")
     for f in r.failures[:20]:
         print(f"  failed: {f['id']} ({f['source']}): {f['error']}")
     if len(r.failures) > 20:
