@@ -92,3 +92,28 @@ def sweep_parent(tracking_uri: str, experiment_id: str, name: str = "sweep") -> 
     run = client.create_run(experiment_id, tags={"srarena.kind": "sweep", "mlflow.runName": name})
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def new_store(directory: Path) -> str:
+    """A fresh SQLite MLflow store in ``directory``; returns its URI.
+
+    Creating the schema takes MLflow ~10 s (dozens of migrations), so an empty, migrated
+    database is made once per MLflow version in the temp dir and copied (atomic rename keeps
+    concurrent test processes safe).
+    """
+    import os
+    import shutil
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    template = Path(tempfile.gettempdir()) / f"srarena-mlflow-template-{mlflow.__version__}.db"
+    if not template.is_file():
+        tmp = template.with_suffix(f".{os.getpid()}.tmp")
+        MlflowClient(f"sqlite:///{tmp}").search_experiments()
+        os.replace(tmp, template)
+    db = directory / "mlflow.db"
+    shutil.copyfile(template, db)
+    return f"sqlite:///{db.resolve()}"

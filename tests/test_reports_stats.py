@@ -1,0 +1,64 @@
+"""Bootstrap CIs and paired tests: reproducible for a fixed seed, sensible on known data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness.reports import stats
+
+
+def test_bootstrap_ci_is_reproducible_for_a_fixed_seed():
+    x = np.random.default_rng(3).normal(28.0, 2.0, 30)
+    a = stats.bootstrap_ci(x, n_boot=1000, seed=7)
+    b = stats.bootstrap_ci(x, n_boot=1000, seed=7)
+    c = stats.bootstrap_ci(x, n_boot=1000, seed=8)
+    assert a == b
+    assert (a.lo, a.hi) != (c.lo, c.hi)
+    assert a.lo < x.mean() < a.hi and a.n == 30
+    # roughly mean ± 1.96 sd/sqrt(n)
+    assert abs(a.half_width - 1.96 * x.std(ddof=1) / np.sqrt(30)) < 0.25
+
+
+def test_bootstrap_ci_edge_cases():
+    assert stats.bootstrap_ci([5.0]).lo == 5.0
+    assert np.isnan(stats.bootstrap_ci([]).estimate)
+    assert stats.bootstrap_ci([1.0, np.nan, 3.0]).n == 2
+
+
+def test_paired_tests_detect_shift_and_accept_noise():
+    rng = np.random.default_rng(0)
+    base = rng.normal(30, 3, 40)
+    shifted = base + 0.2 + rng.normal(0, 0.05, 40)
+    noisy = base + rng.normal(0, 0.5, 40)
+    assert stats.paired_bootstrap_p(shifted, base, seed=0) < 0.01
+    assert stats.wilcoxon_p(shifted, base) < 0.01
+    assert stats.paired_bootstrap_p(noisy, base, seed=0) > 0.05
+    assert stats.paired_bootstrap_p(base, base) == 1.0 and stats.wilcoxon_p(base, base) == 1.0
+    assert stats.paired_bootstrap_p(shifted, base, seed=4) == stats.paired_bootstrap_p(shifted, base, seed=4)
+
+
+def test_compare_methods_uses_the_direction_and_common_images():
+    idx = [f"i{k}" for k in range(10)]
+    good = pd.Series(np.linspace(0.1, 0.2, 10), index=idx)
+    bad = pd.Series(np.linspace(0.3, 0.4, 10), index=idx).drop("i3")  # one failed image
+    res = stats.compare_methods({"good": good, "bad": bad}, lower_better=True, n_boot=500, seed=0)
+    assert res.best == "good" and res.p_vs_best["good"] == 1.0 and res.p_vs_best["bad"] < 0.05
+    assert res.n_common == 9
+    res = stats.compare_methods({"good": good, "bad": bad}, lower_better=False, n_boot=500, seed=0)
+    assert res.best == "bad"
+
+
+def test_frechet_distance_and_its_bootstrap_over_images():
+    rng = np.random.default_rng(1)
+    hr = rng.normal(0, 1, (200, 8))
+    same = rng.normal(0, 1, (200, 8))
+    far = rng.normal(1.0, 1, (200, 8))
+    assert stats.frechet_distance(hr, hr) < 1e-6
+    d_far = stats.frechet_distance(far, hr)
+    assert abs(d_far - 8.0) < 2.0  # ||mu||^2 = 8 for a unit shift in 8 dims
+    ci = stats.bootstrap_set_statistic(far, hr, n_boot=100, seed=3)
+    assert ci == stats.bootstrap_set_statistic(far, hr, n_boot=100, seed=3)
+    assert ci.lo < d_far < ci.hi and ci.n == 200
+    near = stats.bootstrap_set_statistic(same, hr, n_boot=100, seed=3)
+    assert near.hi < ci.lo
