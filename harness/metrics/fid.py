@@ -1,0 +1,331 @@
+"""FID with clean-fid's preprocessing and networks, streamed, with cached reference statistics.
+
+Why not ``cleanfid.fid.compute_fid(dir1, dir2)``: it reads folders and keeps every feature;
+srarena streams each pair once. We reuse clean-fid's pieces — its resizers
+(``cleanfid.resize.build_resizer``), its Inception wrappers and its ``frechet_distance`` — and
+accumulate Gaussian statistics (sum and sum of outer products, float64) so memory is flat in the
+number of images and the result does not depend on the batch size.
+
+Modes (clean-fid's): ``clean`` (PIL bicubic resize in float to 299, TorchScript Inception from
+NVIDIA's StyleGAN2-ADA release: the default), ``legacy_tensorflow`` (same network, resize inside
+it like TF's FID), ``legacy_pytorch`` (pytorch-fid's ported weights, bilinear torch resize).
+
+Reference statistics of the HR set are cached under ``<cache>/fid_stats/`` keyed by a content
+hash of the HR pixels plus extractor and mode, written atomically. A runner that knows the HR
+set before the pass (``hr_set_digest``) passes ``options['fid_reference_digest']``; a cache hit
+then skips Inception on HR entirely, and the streamed HR digest is checked against it at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from harness.metrics.registry import MetricContext, MetricSpec, register_metric
+from harness.metrics.versions import library_version
+from harness.weights import WeightSpec, atomic_write, cache_dir, register_weights, resolve_weights
+
+log = logging.getLogger(__name__)
+VERSION = "1"
+FEATURE_DIM = 2048
+
+TORCHSCRIPT_INCEPTION = register_weights(WeightSpec(
+    key="metric/fid_inception_torchscript", filename="inception-2015-12-05.pt",
+    source="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+    used_by="fid, fid_legacy_tensorflow (clean-fid)",
+    library_paths=("/tmp/inception-2015-12-05.pt",),
+    licence="Apache-2.0 (TensorFlow Inception graph, NVIDIA TorchScript export)",
+))
+PT_INCEPTION = register_weights(WeightSpec(
+    key="metric/fid_inception_pytorch", filename="pt_inception-2015-12-05-6726825d.pth",
+    source="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    used_by="fid_legacy_pytorch (clean-fid, pytorch-fid, pyiqa, torch-fidelity)",
+    library_paths=("{hub}/checkpoints/pt_inception-2015-12-05-6726825d.pth",),
+    licence="Apache-2.0",
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# arithmetic: pure functions
+
+
+class GaussianStats:
+    """Running mean/covariance from sums; exact (up to float64 rounding) for any batching."""
+
+    def __init__(self, dim: int) -> None:
+        self.n = 0
+        self.sum = np.zeros(dim, np.float64)
+        self.outer = np.zeros((dim, dim), np.float64)
+
+    def update(self, feats: np.ndarray) -> None:
+        f = np.asarray(feats, np.float64).reshape(len(feats), -1)
+        self.n += len(f)
+        self.sum += f.sum(0)
+        self.outer += f.T @ f
+
+    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n < 2:
+            raise ValueError(f"FID needs at least 2 images per set, got {self.n}")
+        mu = self.sum / self.n
+        cov = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+        return mu, cov
+
+    @property
+    def nbytes(self) -> int:
+        return self.sum.nbytes + self.outer.nbytes
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "sqrtm") -> float:
+    """Fréchet distance between two Gaussians.
+
+    ``sqrtm``: clean-fid's own function (scipy ``sqrtm`` of the product, as every FID tool does);
+    ``eig``: the same trace through eigenvalues of ``A sigma2 A`` with ``A = sqrt(sigma1)``
+    (symmetric, so real and stable) — used to cross-check the first.
+    """
+    if method == "sqrtm":
+        from cleanfid.fid import frechet_distance as cf
+
+        return float(cf(mu1, sigma1, mu2, sigma2))
+    if method == "eig":
+        w, v = np.linalg.eigh(sigma1)
+        a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        ev = np.linalg.eigvalsh(a @ sigma2 @ a)
+        tr_covmean = np.sqrt(np.clip(ev, 0, None)).sum()
+        diff = np.asarray(mu1) - np.asarray(mu2)
+        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def image_digest(img_u8_hwc: np.ndarray) -> str:
+    h = hashlib.sha256(str(img_u8_hwc.shape).encode())
+    h.update(np.ascontiguousarray(img_u8_hwc, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def set_digest(digests: Iterable[str]) -> str:
+    """Order-independent content hash of an image set (sorted per-image hashes)."""
+    return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+
+
+def hr_set_digest(images: Iterable[np.ndarray]) -> str:
+    """What a runner passes as ``options['fid_reference_digest']`` (uint8 HWC RGB images)."""
+    return set_digest(image_digest(i) for i in images)
+
+
+def _to_u8_hwc(x: torch.Tensor) -> list[np.ndarray]:
+    """Metric input (float [0,1] NCHW holding uint8 values) back to uint8 HWC arrays."""
+    u8 = (x.detach().to("cpu", torch.float64) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return [np.ascontiguousarray(a) for a in u8.permute(0, 2, 3, 1).numpy()]
+
+
+# ---------------------------------------------------------------------------------------------
+# feature extractors
+
+
+@dataclass
+class Extractor:
+    """clean-fid mode: resize (numpy HWC uint8 -> HWC float/uint8) then network (NCHW 0..255)."""
+
+    name: str
+    mode: str
+    resize: Callable[[np.ndarray], np.ndarray]
+    net: Callable[[torch.Tensor], torch.Tensor]
+    device: str
+    dim: int = FEATURE_DIM
+
+    def prepare(self, img_u8: np.ndarray) -> torch.Tensor:
+        r = np.asarray(self.resize(img_u8), dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1)))
+
+    def features(self, batch: list[torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.stack(batch).to(self.device)
+            return self.net(x).reshape(len(batch), -1).double().cpu().numpy()
+
+
+@contextmanager
+def _hub_dir_with(path: Path, filename: str) -> Iterator[None]:
+    """A throw-away torch hub dir whose ``checkpoints/<filename>`` is ``path``, so a library that
+    calls ``load_state_dict_from_url`` finds our resolved file instead of downloading."""
+    old = torch.hub.get_dir()
+    with tempfile.TemporaryDirectory(prefix="srarena-hub-") as d:
+        (Path(d) / "checkpoints").mkdir()
+        os.symlink(path.resolve(), Path(d) / "checkpoints" / filename)
+        torch.hub.set_dir(d)
+        try:
+            yield
+        finally:
+            torch.hub.set_dir(old)
+
+
+def build_extractor(mode: str, device: str = "cpu") -> Extractor:
+    from cleanfid.resize import build_resizer
+
+    if mode in ("clean", "legacy_tensorflow"):
+        from cleanfid.inception_torchscript import InceptionV3W
+
+        path = resolve_weights(TORCHSCRIPT_INCEPTION)
+        inside = mode == "legacy_tensorflow"
+        if path.name == TORCHSCRIPT_INCEPTION.filename:
+            model = InceptionV3W(str(path.parent), download=False, resize_inside=inside)
+        else:  # pragma: no cover - a differently named copy
+            raise ValueError(f"{path} must be named {TORCHSCRIPT_INCEPTION.filename}")
+        model = model.eval().to(device)
+        return Extractor("inception-2015-12-05.pt (torchscript)", mode, build_resizer(mode),
+                         model, device)
+    if mode == "legacy_pytorch":
+        from cleanfid.inception_pytorch import InceptionV3
+
+        path = resolve_weights(PT_INCEPTION)
+        with _hub_dir_with(path, PT_INCEPTION.filename):
+            model = InceptionV3(output_blocks=[3], resize_input=False).eval().to(device)
+        return Extractor("pt_inception-2015-12-05 (pytorch-fid)", mode, build_resizer(mode),
+                         lambda x: model(x / 255.0)[0], device)
+    raise ValueError(f"unknown FID mode {mode!r}; use clean, legacy_tensorflow or legacy_pytorch")
+
+
+# ---------------------------------------------------------------------------------------------
+# reference-statistics cache
+
+
+def stats_key(digest: str, extractor: str, mode: str) -> str:
+    blob = json.dumps({"hr": digest, "extractor": extractor, "mode": mode, "v": VERSION},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def stats_path(digest: str, extractor: str, mode: str, root: Path | None = None) -> Path:
+    return (root or cache_dir() / "fid_stats") / f"{mode}-{stats_key(digest, extractor, mode)}.npz"
+
+
+def save_stats(path: Path, mu, sigma, n: int, meta: dict) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, n=n, meta=json.dumps(meta))
+
+    atomic_write(path, write)
+
+
+def load_stats(path: Path) -> tuple[np.ndarray, np.ndarray, int, dict] | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return z["mu"], z["sigma"], int(z["n"]), json.loads(str(z["meta"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# the streaming set metric
+
+
+class FID:
+    """Set metric: ``update`` per batch, ``compute`` once -> ``{name, name_n, name_n_ref}``."""
+
+    def __init__(self, name: str, extractor: Extractor, batch_size: int = 16,
+                 reference_digest: str | None = None, cache_root: Path | None = None,
+                 use_cache: bool = True) -> None:
+        self.name, self.ext, self.batch_size = name, extractor, batch_size
+        self.cache_root, self.use_cache = cache_root, use_cache
+        self.sr = GaussianStats(extractor.dim)
+        self.hr = GaussianStats(extractor.dim)
+        self._pending: dict[str, list[torch.Tensor]] = {"sr": [], "hr": []}
+        self._hr_digests: list[str] = []
+        self.reference_digest = reference_digest
+        self.reference = None
+        self.warnings: list[str] = []
+        if reference_digest and use_cache:
+            self.reference = load_stats(self._path(reference_digest))
+
+    def _path(self, digest: str) -> Path:
+        return stats_path(digest, self.ext.name, self.ext.mode, self.cache_root)
+
+    def _push(self, which: str, x: torch.Tensor) -> None:
+        for img in _to_u8_hwc(x):
+            if which == "hr":
+                self._hr_digests.append(image_digest(img))
+                if self.reference is not None:
+                    continue  # cached: no Inception on HR
+            self._pending[which].append(self.ext.prepare(img))
+            if len(self._pending[which]) >= self.batch_size:
+                self._flush(which)
+
+    def _flush(self, which: str) -> None:
+        if self._pending[which]:
+            feats = self.ext.features(self._pending[which])
+            (self.sr if which == "sr" else self.hr).update(feats)
+            self._pending[which] = []
+
+    def update(self, sr: torch.Tensor, hr: torch.Tensor | None) -> None:
+        self._push("sr", sr)
+        if hr is not None:
+            self._push("hr", hr)
+
+    def compute(self) -> dict[str, float]:
+        self._flush("sr")
+        self._flush("hr")
+        digest = set_digest(self._hr_digests) if self._hr_digests else self.reference_digest
+        if self.reference is not None:
+            if self._hr_digests and digest != self.reference_digest:
+                raise ValueError(f"{self.name}: HR images differ from fid_reference_digest "
+                                 "given before the pass; the cached statistics do not apply")
+            mu_r, sig_r, n_ref, _ = self.reference
+        elif self.hr.n:
+            mu_r, sig_r = self.hr.mean_cov()
+            n_ref = self.hr.n
+            if self.use_cache and digest:
+                save_stats(self._path(digest), mu_r, sig_r, n_ref,
+                           {"digest": digest, "extractor": self.ext.name, "mode": self.ext.mode})
+        else:
+            raise ValueError(f"{self.name}: no HR images and no cached reference statistics")
+        mu, sig = self.sr.mean_cov()
+        n = self.sr.n
+        if min(n, n_ref) < self.ext.dim:
+            msg = (f"{self.name}: N={n} SR / {n_ref} reference images < feature dim "
+                   f"{self.ext.dim}: covariance is rank-deficient, FID is biased upwards and "
+                   "only comparable at equal N")
+            self.warnings.append(msg)
+            log.warning(msg)
+            warnings.warn(msg, stacklevel=2)
+        value = frechet_distance(mu, sig, mu_r, sig_r)
+        return {self.name: value, f"{self.name}_n": float(n), f"{self.name}_n_ref": float(n_ref)}
+
+
+def _fid(mode: str, name: str):
+    def factory(ctx: MetricContext) -> FID:
+        opts = dict(ctx.options)
+        return FID(name, build_extractor(mode, ctx.device),
+                   batch_size=int(opts.get("fid_batch_size", 16)),
+                   reference_digest=opts.get("fid_reference_digest"),
+                   use_cache=bool(opts.get("fid_cache", True)))
+
+    return factory
+
+
+for _name, _mode, _w, _resize in [
+    ("fid", "clean", TORCHSCRIPT_INCEPTION, "PIL bicubic on float32 to 299x299 (clean-fid)"),
+    ("fid_legacy_tensorflow", "legacy_tensorflow", TORCHSCRIPT_INCEPTION,
+     "inside the network, TF-style bilinear to 299x299"),
+    ("fid_legacy_pytorch", "legacy_pytorch", PT_INCEPTION,
+     "torch bilinear (align_corners=False) to 299x299"),
+]:
+    register_metric(MetricSpec(
+        name=_name, kind="set", lower_better=True, value_range=(0.0, math.inf), library="clean-fid",
+        version=f"{VERSION}+clean-fid-{library_version('clean-fid')}",
+        conventions={"input": "SR quantised to uint8", "mode": _mode, "resize": _resize,
+                     "features": f"Inception pool3, {FEATURE_DIM}-d", "weights": _w.filename,
+                     "reference_set": "HR images of the dataset (stats cached by content hash)",
+                     "stats": "float64 sums; sqrtm (scipy) Frechet distance"},
+        factory=_fid(_mode, _name),
+        description="Frechet Inception Distance between SR and HR sets; reports N",
+    ))
