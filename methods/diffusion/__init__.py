@@ -1,0 +1,15 @@
+"""Shared diffusion machinery: noise schedules, DDPM/DDIM samplers, and Ho et al.'s U-Net.
+
+Every diffusion method in srarena (SR3 here; latent SS-MoE, cU-Net DDPM and one-step methods
+later) is a denoiser plus these pieces, so a sampler fix or a new schedule reaches all of them
+and their FLOPs/step are counted the same way.
+"""
+
+from methods.diffusion.samplers import SAMPLERS, sample, timestep_sequence
+from methods.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
+from methods.diffusion.unet import DDPMUNet, UNetConfig
+
+__all__ = [
+    "SAMPLERS", "sample", "timestep_sequence", "SCHEDULES", "NoiseSchedule", "make_schedule",
+    "DDPMUNet", "UNetConfig",
+]
