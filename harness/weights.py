@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -212,8 +213,8 @@ def fetch_weights(spec: WeightSpec, target_dir: Path | None = None, timeout: flo
             return atomic_write(target, spec.derive)
         except (OSError, ImportError, KeyError, ValueError):
             pass  # fall through to the download, if there is one
-    if not spec.source.split(":", 1)[0] in ("http", "https", "file"):
-        raise MissingWeightsError(spec, [target])
+    if not re.fullmatch(r"(https?|file)://\S+", spec.source.strip()):
+        raise MissingWeightsError(spec, [target])  # not a direct link: the message says how
 
     def download(tmp: Path) -> None:
         with urllib.request.urlopen(spec.source, timeout=timeout) as r, open(tmp, "wb") as f:
