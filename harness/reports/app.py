@@ -157,7 +157,8 @@ def figures(runs: pd.DataFrame, out_dir: Path, fig_cfg: Mapping[str, Any], style
         for y in pd_cfg.get("y", []):
             if plots.available(grp, [x, y]):
                 d = direction_map([x, y], style.directions)
-                fig = plots.perception_distortion(grp, x, y, x_lower=d[x], y_lower=d[y],
+                fig = plots.perception_distortion(grp, x, y, x_lower=d[x], y_lower=d[y], xlabel=style.metric_label(x),
+                                                  ylabel=style.metric_label(y),
                                                   title=f"{dataset} x{scale}: {style.metric_label(y)} vs {style.metric_label(x)}")
                 written.append(plots.save(fig, out_dir / "figures" / f"pd_{dataset}_x{scale}_{y}.png"))
     steps_cfg = fig_cfg.get("quality_vs_steps") or {}
@@ -166,11 +167,11 @@ def figures(runs: pd.DataFrame, out_dir: Path, fig_cfg: Mapping[str, Any], style
         df = runs.assign(_steps=pd.to_numeric(runs[key], errors="coerce")).dropna(subset=["_steps"])
         df = runs_mod.latest(df, [*runs_mod.KEYS, "_steps"])
         for (dataset, scale), grp in df.groupby(["dataset", "scale"]):
-            if grp["_steps"].nunique() < 2:
-                continue
+            if grp.groupby("method")["_steps"].nunique().max() < 2:
+                continue  # no method was run at more than one step count
             for m in steps_cfg.get("metrics", []):
                 if plots.available(grp, [m]):
-                    fig = plots.quality_vs(grp, "_steps", m, xlabel="sampling steps", lower_better=direction_map([m], style.directions)[m],
+                    fig = plots.quality_vs(grp, "_steps", m, xlabel="sampling steps", ylabel=style.metric_label(m), lower_better=direction_map([m], style.directions)[m],
                                            title=f"{dataset} x{scale}: {style.metric_label(m)} vs steps")
                     written.append(plots.save(fig, out_dir / "figures" / f"steps_{dataset}_x{scale}_{m}.png"))
     fl_cfg = fig_cfg.get("quality_vs_flops") or {}
@@ -184,7 +185,7 @@ def figures(runs: pd.DataFrame, out_dir: Path, fig_cfg: Mapping[str, Any], style
         for (dataset, scale), grp in df.groupby(["dataset", "scale"]):
             for m in fl_cfg.get("metrics", []):
                 if plots.available(grp, [fx, m]):
-                    fig = plots.quality_vs(grp, fx, m, logx=True, xlabel="GFLOPs per image",
+                    fig = plots.quality_vs(grp, fx, m, logx=True, xlabel="GFLOPs per image", ylabel=style.metric_label(m),
                                            lower_better=direction_map([m], style.directions)[m],
                                            title=f"{dataset} x{scale}: {style.metric_label(m)} vs FLOPs")
                     written.append(plots.save(fig, out_dir / "figures" / f"flops_{dataset}_x{scale}_{m}.png"))
@@ -261,5 +262,5 @@ def subset(table: tables.Table, rows: list) -> tables.Table:
     return tables.Table(
         labels=pick(table.labels), values=pick(table.values), columns=table.columns, groups=None,
         ci_lo=pick(table.ci_lo), ci_hi=pick(table.ci_hi), p_vs_best=pick(table.p_vs_best), run_ids=pick(table.run_ids),
-        title=table.title, notes=table.notes, alpha=table.alpha, show_ci=table.show_ci,
+        title=table.title, notes=table.notes, alpha=table.alpha, test=table.test, show_ci=table.show_ci,
     )

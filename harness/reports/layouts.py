@@ -74,7 +74,7 @@ class Layout:
     caption: str = ""
     scale: int | None = None
     datasets: tuple[str, ...] = ()
-    dataset: str | None = None
+    dataset: str | None = None  # flat and sweep tables: the one dataset (None: first by name)
     methods: tuple[str, ...] = ()
     sweep_keys: tuple[str, ...] = ("steps", "params.method.steps")
     steps: tuple[int, ...] = ()
@@ -146,7 +146,7 @@ def _frame(rows: list[str], ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]
 def build_layout(runs: pd.DataFrame, layout: Layout, style: Style = Style()) -> Table | None:
     """Pivot runs into ``layout``; None when no run matches (the report says so and goes on)."""
     df = _select(runs, layout)
-    if layout.kind == "flat":
+    if layout.kind in ("flat", "sweep"):
         if layout.dataset:
             df = df[df["dataset"] == layout.dataset]
         elif df["dataset"].nunique() > 1:
@@ -194,7 +194,9 @@ def build_layout(runs: pd.DataFrame, layout: Layout, style: Style = Style()) -> 
                 sub = lat[lat["_steps"] == s]
                 columns.append(Column(cid, m, str(s), dirs[m], style.metric_label(m), style.digits(m)))
                 cells[cid] = {r["method"]: (r[m], r["run_id"]) for _, r in sub.iterrows()}
-        notes.append("Columns: number of sampling steps.")
+        ds = df["dataset"].iloc[0]
+        notes.append(f"Columns: number of sampling steps. Dataset: {style.dataset_labels.get(ds, ds)}"
+                     + (f", x{layout.scale}." if layout.scale else "."))
     ids = [c.id for c in columns]
     values, run_ids = _frame(rows, ids)
     for cid, per_method in cells.items():
@@ -258,5 +260,6 @@ def attach_stats(table: Table, per_image: Mapping[str, pd.DataFrame], settings: 
                 for row, pv in res.p_vs_best.items():
                     p.at[row, col.id] = pv
     table.ci_lo, table.ci_hi, table.alpha = lo, hi, settings.alpha
+    table.test = {"bootstrap": "paired bootstrap", "wilcoxon": "Wilcoxon signed-rank"}.get(settings.test, settings.test)
     table.p_vs_best = p if p.notna().any().any() else None
     return table

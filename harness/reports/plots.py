@@ -31,15 +31,15 @@ def _better_note(ax, lower_better: bool | None, axis: str) -> None:
 
 def perception_distortion(
     df: pd.DataFrame, x: str, y: str, *, label: str = "method", x_lower: bool | None = False,
-    y_lower: bool | None = True, title: str = "",
+    y_lower: bool | None = True, title: str = "", xlabel: str | None = None, ylabel: str | None = None,
 ) -> Figure:
     """One point per row: distortion (PSNR) on x, perception (LPIPS/NIQE) on y (Blau & Michaeli)."""
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     for _, r in df.iterrows():
         ax.scatter(r[x], r[y], s=36)
         ax.annotate(str(r[label]), (r[x], r[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
     _better_note(ax, x_lower, "x")
     _better_note(ax, y_lower, "y")
     ax.set_title(title or f"Perception–distortion: {y} vs {x}", fontsize=10)
@@ -50,17 +50,20 @@ def perception_distortion(
 
 def quality_vs(
     df: pd.DataFrame, x: str, y: str, *, hue: str = "method", logx: bool = False, lower_better: bool | None = None,
-    title: str = "", xlabel: str | None = None,
+    title: str = "", xlabel: str | None = None, ylabel: str | None = None,
 ) -> Figure:
     """One line per ``hue`` value, sorted by ``x`` (steps, or FLOPs per image with ``logx``)."""
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
-    for name, grp in df.dropna(subset=[x, y]).groupby(hue, sort=True):
+    data = df.dropna(subset=[x, y])
+    if logx:
+        data = data[pd.to_numeric(data[x], errors="coerce") > 0]  # zero-cost baselines have no place on a log axis
+    for name, grp in data.groupby(hue, sort=True):
         grp = grp.sort_values(x)
         ax.plot(grp[x].astype(float), grp[y].astype(float), marker="o", label=str(name))
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel or x)
-    ax.set_ylabel(y)
+    ax.set_ylabel(ylabel or y)
     _better_note(ax, lower_better, "y")
     ax.set_title(title or f"{y} vs {xlabel or x}", fontsize=10)
     ax.grid(alpha=0.3, which="both")

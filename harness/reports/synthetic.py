@@ -39,6 +39,8 @@ def log_run(
     parent_run_id: str | None = None,
     dataset_hash: str = "synthetic",
     output_dir: Path | None = None,
+    sr_images: Mapping[str, np.ndarray] | None = None,
+    config: Mapping | None = None,
 ) -> str:
     """One finished job run. ``per_image`` maps metric → values (ids ``img0..``); aggregates
     (``<m>``, ``<m>_std``, ``n_images``...) are computed from it as the runner does, then
@@ -81,8 +83,22 @@ def log_run(
     csv = out / "per_image.csv"
     frame.to_csv(csv, index=False)
     client.log_artifact(rid, str(csv))
+    for image_id, img in dict(sr_images or {}).items():
+        _write_png(out / "images" / f"{image_id}.png", img)
+    if config is not None:
+        import yaml
+
+        (out / "config.yaml").write_text(yaml.safe_dump(dict(config)))
+        client.log_artifact(rid, str(out / "config.yaml"))
     client.set_terminated(rid)
     return rid
+
+
+def _write_png(path: Path, img: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(img)).save(path)
 
 
 def sweep_parent(tracking_uri: str, experiment_id: str, name: str = "sweep") -> str:
@@ -117,3 +133,48 @@ def new_store(directory: Path) -> str:
     db = directory / "mlflow.db"
     shutil.copyfile(template, db)
     return f"sqlite:///{db.resolve()}"
+
+
+def demo_store(directory: Path, *, seed: int = 0) -> str:
+    """A store with a small but complete benchmark: three methods on two datasets at x4
+    (per-image PSNR/SSIM/LPIPS, FID with its N, cost metrics), a steps sweep of one method,
+    HR folders and SR images for the visual comparisons. Returns the tracking URI."""
+    import skimage.data as sk
+
+    directory = Path(directory)
+    uri = new_store(directory)
+    exp = experiment(uri, "srarena", directory / "mlartifacts")
+    rng = np.random.default_rng(seed)
+    photos = {"astronaut": sk.astronaut()[100:196, 180:276], "coffee": sk.coffee()[100:196, 200:296],
+              "chelsea": sk.chelsea()[60:156, 120:216]}
+    methods = {  # name: (psnr offset, lpips, noise sigma, params M, GFLOPs/step, steps)
+        "bicubic": (0.0, 0.40, 12.0, 0.0, 0.0, 1),
+        "sr3": (1.2, 0.18, 6.0, 97.8, 180.0, 50),
+        "ssmoe": (1.6, 0.14, 4.0, 120.0, 60.0, 20),
+    }
+    for di, (dataset, ids) in enumerate({"Set5": ["astronaut", "coffee", "chelsea"], "Urban100": ["coffee", "chelsea"]}.items()):
+        hr_dir = directory / "data" / dataset
+        for i in ids:
+            _write_png(hr_dir / f"{i}.png", photos[i])
+        cfg = {"dataset": {"_target_": "harness.data.paired.PairedFolderDataset", "hr_dir": str(hr_dir), "scale": 4,
+                           "name": dataset}}
+        base = rng.normal(28.0 - 3 * di, 1.5, len(ids))
+        for method, (off, lp, sigma, params, gfs, steps) in methods.items():
+            sweep = [10, 20, 50] if method == "sr3" and dataset == "Set5" else [steps]
+            for st in sweep:
+                gain = 0.0 if st == steps else -0.4 * np.log(steps / st)
+                psnr = base + off + gain + rng.normal(0, 0.05, len(ids))
+                imgs = {i: np.clip(photos[i] + rng.normal(0, sigma, photos[i].shape), 0, 255).astype(np.uint8) for i in ids}
+                log_run(
+                    uri, exp, method=method, dataset=dataset, scale=4,
+                    per_image=pd.DataFrame({"id": ids, "status": "ok", "time_s": 0.01 * (1 + steps),
+                                            "peak_memory_mb": 100.0 + params, "psnr_y": psnr,
+                                            "ssim_y": 0.70 + off / 10 + rng.normal(0, 0.01, len(ids)),
+                                            "lpips": lp + rng.normal(0, 0.01, len(ids))}),
+                    metrics={"fid": 40.0 * lp + di, "fid_n": float(len(ids)), "params_m": params,
+                             "params_active_m": params / 4 if method == "ssmoe" else params,
+                             "flops_per_step_g": gfs, "steps": float(st), "flops_per_image_g": gfs * st},
+                    params={"method.steps": str(st)}, dataset_hash=f"synthetic-{dataset}",
+                    output_dir=directory / "jobs" / f"{method}_{dataset}_{st}", sr_images=imgs, config=cfg,
+                )
+    return uri

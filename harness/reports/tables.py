@@ -59,6 +59,7 @@ class Table:
     label: str = ""
     notes: list[str] = field(default_factory=list)
     alpha: float = 0.05
+    test: str = "paired bootstrap"
     show_ci: bool = False
 
     @property
@@ -106,6 +107,8 @@ def marks(table: Table) -> pd.DataFrame:
             if len(vals) < 2:
                 continue
             distinct = sorted(vals.unique(), reverse=not col.lower_better)
+            if len(distinct) == 1:
+                continue  # everyone tied: a bold column says nothing
             out.loc[vals.index[vals == distinct[0]], col.id] = BEST
             if len(distinct) > 1:
                 out.loc[vals.index[vals == distinct[1]], col.id] = SECOND
@@ -149,7 +152,7 @@ def legend(table: Table, *, markdown: bool = True) -> list[str]:
     lines = ["↑ higher is better, ↓ lower is better; best in bold, second underlined."]
     if table.p_vs_best is not None:
         lines.append(
-            f"† not significantly different from the best of its column (paired test over images, p ≥ {table.alpha:g})."
+            f"† not significantly different from the best of its column ({table.test} over images, p ≥ {table.alpha:g})."
         )
     if table.show_ci:
         lines.append("± half-width of the 95% bootstrap confidence interval over images.")
@@ -265,7 +268,10 @@ def to_latex(table: Table) -> str:
     lines += [r"\bottomrule", r"\end{tabular}"]
     notes = legend(table)[1:]
     if notes:
-        lines.append(r"\\[2pt]{\footnotesize " + latex_escape(" ".join(notes)).replace("†", r"$^\dagger$").replace("±", r"$\pm$") + "}")
+        text = latex_escape(" ".join(notes))
+        for uni, tex in (("†", r"$^\dagger$"), ("±", r"$\pm$"), ("≥", r"$\geq$"), ("×", r"$\times$")):
+            text = text.replace(uni, tex)
+        lines.append(r"\\[2pt]{\footnotesize " + text + "}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
