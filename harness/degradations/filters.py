@@ -64,7 +64,7 @@ def filter2d(x: torch.Tensor, kernels: torch.Tensor, what: str = "blur") -> torc
         xp = F.pad(xi, (r, r, r, r), mode="reflect")
         weight = kk.expand(c, 1, 2 * r + 1, 2 * r + 1)
         outs.append(F.conv2d(xp, weight, groups=c))
-    return torch.cat(outs, dim=0)
+    return outs[0] if b == 1 else torch.cat(outs, dim=0)
 
 
 def gaussian_kernel_1d(size: int, sigma: float = 0.0) -> torch.Tensor:

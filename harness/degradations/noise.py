@@ -8,8 +8,10 @@ noise is one field replicated over the channels, and the result is clipped to [0
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = ["gaussian_noise", "poisson_noise", "to_gray"]
@@ -38,10 +40,11 @@ def gaussian_noise(
     for i in range(b):
         shape = (1, 1 if grays[i] else c, h, w)
         n = torch.randn(shape, generator=gens[i], dtype=torch.float32)
-        n = n * torch.tensor(sigmas[i], dtype=torch.float32) / 255.0
+        # In place, same arithmetic as BasicSR (randn * sigma / 255), so results stay bit-equal.
+        n.mul_(torch.tensor(sigmas[i], dtype=torch.float32)).div_(255.0)
         outs.append(x[i : i + 1] + n.to(device=x.device, dtype=x.dtype))
-    out = torch.cat(outs, dim=0)
-    return out.clamp(0, 1) if clip else out
+    out = outs[0] if b == 1 else torch.cat(outs, dim=0)
+    return out.clamp_(0, 1) if clip else out
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
@@ -56,13 +59,14 @@ def _shot_noise(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     As in skimage/BasicSR: the image is rounded to 8 bits, the number of distinct levels is
     rounded up to a power of two, and that many "photons" make the brightest value.
     """
-    q = torch.clamp((img * 255.0).round(), 0, 255)
-    levels = int(torch.bincount(q.flatten().to(torch.int64).cpu(), minlength=256).count_nonzero().item())
-    vals = torch.tensor(2.0 ** int(torch.tensor(float(levels)).log2().ceil().item()), dtype=img.dtype)
-    q = q / 255.0
-    rate = (q * vals.to(img.device)).cpu()
-    out = torch.poisson(rate, generator=generator).to(img.device) / vals.to(img.device)
-    return out - q
+    q = (img * 255.0).round_().clamp_(0, 255)
+    # Distinct 8-bit levels: a 256-bin histogram of the rounded values (what torch.unique counts).
+    levels = int(np.count_nonzero(np.bincount(q.to(torch.uint8).cpu().numpy().ravel(), minlength=256)))
+    vals = float(2.0 ** math.ceil(math.log2(levels)))
+    q.div_(255.0)
+    rate = (q * vals).cpu()
+    out = torch.poisson(rate, generator=generator).to(img.device).div_(vals)
+    return out.sub_(q)
 
 
 def poisson_noise(
@@ -81,7 +85,7 @@ def poisson_noise(
     for i in range(b):
         xi = x[i : i + 1]
         noise = _shot_noise(to_gray(xi) if grays[i] else xi, gens[i])
-        noise = noise.expand(1, c, h, w) * torch.tensor(scales[i], dtype=x.dtype, device=x.device)
+        noise = noise.mul_(torch.tensor(scales[i], dtype=x.dtype, device=x.device)).expand(1, c, h, w)
         outs.append(xi + noise)
-    out = torch.cat(outs, dim=0)
-    return out.clamp(0, 1) if clip else out
+    out = outs[0] if b == 1 else torch.cat(outs, dim=0)
+    return out.clamp_(0, 1) if clip else out
