@@ -32,8 +32,11 @@ def test_ties_at_displayed_precision_share_the_mark():
     # 31.004 and 31.001 both print as 31.00: tied best; the next distinct value is second.
     t = _table({"psnr_y": [31.004, 31.001, 30.5, 30.5, 29.0]}, {"psnr_y": False})
     assert tables.marks(t)["psnr_y"].tolist() == [BEST, BEST, SECOND, SECOND, ""]
-    t = _table({"lpips": [0.2, 0.2]}, {"lpips": True})
-    assert tables.marks(t)["lpips"].tolist() == [BEST, BEST]
+    t = _table({"lpips": [0.2, 0.2, 0.3]}, {"lpips": True})
+    assert tables.marks(t)["lpips"].tolist() == [BEST, BEST, SECOND]
+    # everyone tied: marking every cell bold would say nothing
+    t = _table({"n_failed": [0.0, 0.0, 0.0]}, {"n_failed": True})
+    assert tables.marks(t)["n_failed"].tolist() == ["", "", ""]
 
 
 def test_nan_and_single_value_groups_get_no_marks():
