@@ -1,0 +1,78 @@
+"""FLOPs against analytic counts (and fvcore), per call and per image through a cost model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.profiling import count_flops, count_params, measure, profile_flops
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 4, 1), torch.nn.Flatten(), torch.nn.Linear(4 * 16 * 16, 10),
+    ).eval()
+
+
+def _net_macs(h=16, w=16):
+    return 8 * 3 * 9 * h * w + 4 * 8 * 1 * h * w + 4 * h * w * 10
+
+
+def test_conv_flops_equal_analytic_count():
+    conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+    x = torch.zeros(2, 3, 32, 32)
+    assert count_flops(conv, x) == 2 * (2 * 16 * 3 * 9 * 32 * 32)  # FLOPs = 2 x MACs
+
+
+def test_small_net_flops_equal_analytic_count():
+    assert count_flops(_net(), torch.zeros(1, 3, 16, 16)) == 2 * _net_macs()
+
+
+def test_flops_match_fvcore_macs():
+    fvcore = pytest.importorskip("fvcore.nn")
+    x = torch.zeros(1, 3, 16, 16)
+    macs = fvcore.FlopCountAnalysis(_net(), x).unsupported_ops_warnings(False).total()
+    assert count_flops(_net(), x) == 2 * macs
+
+
+class _TwoNetMethod:
+    """A 'diffusion-like' method: the denoiser runs `steps` times, a decoder once."""
+
+    def __init__(self, steps=3):
+        self.nets = torch.nn.ModuleDict({"unet": torch.nn.Conv2d(3, 3, 3, padding=1),
+                                         "decoder": torch.nn.Conv2d(3, 3, 1)})
+        self.steps = steps
+
+    def upscale(self, lr, scale, generator):
+        x = torch.nn.functional.interpolate(lr, scale_factor=scale)
+        for _ in range(self.steps):
+            x = self.nets["unet"](x)
+        return self.nets["decoder"](x)
+
+    def num_params(self):
+        return count_params(self.nets)
+
+    def cost_model(self):
+        from methods.base import CostModel
+
+        return CostModel(calls={"unet": self.steps, "decoder": 1}, steps=self.steps,
+                         active_params={"unet": 84})
+
+
+def test_per_call_and_per_image_flops_from_cost_model():
+    m = _TwoNetMethod(steps=3)
+    rep = profile_flops(m, torch.zeros(1, 3, 8, 8), scale=2)
+    hw = 16 * 16
+    assert rep.per_call == {"unet": 2 * 3 * 3 * 9 * hw, "decoder": 2 * 3 * 3 * hw}
+    assert rep.calls_seen == {"unet": 3, "decoder": 1}
+    assert rep.per_image == rep.model_per_image == 3 * rep.per_call["unet"] + rep.per_call["decoder"]
+    assert rep.params_total == 84 + 12 and rep.params_active == 84
+    assert rep.as_dict()["flops_per_call/unet"] == rep.per_call["unet"]
+
+
+def test_measure_on_cpu_reports_time_and_memory():
+    with measure("cpu") as m:
+        _net()(torch.zeros(1, 3, 16, 16))
+    assert m.seconds > 0 and m.peak_memory_bytes > 0 and m.memory_kind == "process_peak_rss"
