@@ -199,12 +199,15 @@ _SOURCE = (
 )
 NCNN_WEIGHTS = {
     spec.key: register_weights(spec)
-    for stem, key in (("realesrgan-x4plus", "x4plus"), ("realesrgan-x4plus-anime", "x4plus_anime"))
+    for stem, key, user in (
+        ("realesrgan-x4plus", "x4plus", "method realesrgan_x4plus"),
+        ("realesrgan-x4plus-anime", "x4plus_anime", "method rrdbnet (weights=rrdbnet/ncnn_x4plus_anime.param)"),
+    )
     for suffix in ("param", "bin")
     for spec in [
         WeightSpec(
             f"rrdbnet/ncnn_{key}.{suffix}", f"{stem}.{suffix}", _SOURCE.format(f=f"{stem}.{suffix}"),
-            f"method realesrgan_x4plus (ncnn {stem}, .param and .bin side by side)",
+            f"{user} (ncnn; .param and .bin side by side)",
             _wheel_model(f"{stem}.{suffix}"), licence="BSD-3-Clause",
         )
     ]

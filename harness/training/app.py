@@ -79,7 +79,10 @@ def run_train(cfg: DictConfig) -> int:
     set_weights_dir(cfg.paths.weights)
     torch.manual_seed(int(cfg.seed))
     device = pick_device(str(cfg.device))
-    method = instantiate(cfg.method)
+    method_cfg = cfg.method.copy()
+    if "weights" in method_cfg:  # the method YAML names the trained file; training starts elsewhere
+        method_cfg.weights = OmegaConf.select(cfg, "train.init_weights")
+    method = instantiate(method_cfg)
     trainable = as_trainable(method)
     method.to(device)
     synth, scale = degradation_synth(cfg.degradation, int(cfg.seed))

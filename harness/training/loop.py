@@ -85,7 +85,7 @@ def train_loop(
     start = 0
     if resume and checkpoint_path.is_file():
         start = load_training_state(checkpoint_path, model, ema, opt)
-        sched.last_epoch = start - 1
+        sched.last_epoch = start  # as after `start` scheduler steps
         for g in opt.param_groups:
             g["lr"] = cfg.lr * lr_factor(cfg, start)
         log.info("resumed from %s at step %d", checkpoint_path, start)
@@ -103,6 +103,7 @@ def train_loop(
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        lr_now = opt.param_groups[0]["lr"]
         opt.step()
         sched.step()
         if ema is not None:
@@ -113,10 +114,10 @@ def train_loop(
                     be.copy_(bm)
         loss_value = float(loss.detach())
         done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:  # before logging: a failing
+            save_training_state(checkpoint_path, model, ema, opt, done, meta)  # logger loses nothing
         if done % cfg.log_every == 0 or done == cfg.steps:
             bar.set_postfix(loss=f"{loss_value:.4f}")
-            log_fn(done, {"loss": loss_value, "lr": opt.param_groups[0]["lr"], **terms})
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            save_training_state(checkpoint_path, model, ema, opt, done, meta)
+            log_fn(done, {"loss": loss_value, "lr": lr_now, **terms})
     model.eval()
     return LoopResult(cfg.steps, time.perf_counter() - t0, loss_value, ema if ema is not None else model)
