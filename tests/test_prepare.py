@@ -66,6 +66,11 @@ def test_prepare_writes_a_dataset_and_second_run_writes_nothing(tmp_path, source
     meta = yaml.safe_load((out / "dataset.yaml").read_text())
     assert (meta["name"], meta["scale"], meta["hr_dir"], meta["lr_dir"], meta["seed"]) == ("t", 4, "HR", "LR", 0)
     assert meta["degradation"]["preset"] == "stablesr" and meta["n_pairs"] == 6
+    # The runner's paired-folder dataset reads it as is.
+    from harness.data.paired import PairedFolderDataset
+
+    ds = PairedFolderDataset(out / "HR", scale=4, lr_dir=out / "LR")
+    assert len(ds) == 6 and not ds.unmatched_lr
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     second = prepare(settings_from_config(cfg))
     assert second.exit_code == 0 and second.files_written == 0 and len(second.verified) == 6 and not second.written
@@ -153,6 +158,18 @@ def test_other_settings_under_the_same_name_are_refused(tmp_path, source):
     assert run_prepare(_cfg(tmp_path / "data", f"source.hr_dir={source}", "crop.size=64", "name=x")) == 0
     with pytest.raises(DataError, match="different settings \\(seed differ"):
         run_prepare(_cfg(tmp_path / "data", f"source.hr_dir={source}", "crop.size=64", "name=x", "seed=1"))
+
+
+def test_every_protocol_and_preset_composes(tmp_path, source):
+    pairs = [("stablesr_512", "realesrgan"), ("bicubic_x8", "stablesr"), ("full", "bicubic_x4"), ("full", "bicubic_x8")]
+    for protocol, degradation in pairs:
+        cfg = _cfg(tmp_path, f"source.hr_dir={source}", f"prepare={protocol}", f"degradation={degradation}")
+        s = settings_from_config(cfg)
+        assert s.preset.name == degradation and len(s.files) == 3
+    expected = {"stablesr_512": ("stablesr", 512, 30), "bicubic_x8": ("bicubic_x8", 512, 7), "full": ("stablesr", None, 1)}
+    for protocol, (deg, size, n) in expected.items():
+        cfg = _cfg(tmp_path, f"source.hr_dir={source}", f"prepare={protocol}")
+        assert (cfg.degradation.name, cfg.crop.size, cfg.crop.per_image) == (deg, size, n)
 
 
 def test_missing_dataset_says_what_to_download(tmp_path):
