@@ -247,7 +247,7 @@ def _dataset_yaml(s: PrepareSettings, n_pairs: int) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _check_settings_match(s: PrepareSettings, report: PrepareReport) -> None:
+def _check_settings_match(s: PrepareSettings) -> None:
     """Refuse to mix two different test sets in one folder (unless overwrite=true)."""
     path = s.out_dir / "dataset.yaml"
     if not path.is_file():
@@ -301,7 +301,7 @@ def _check_files(row: dict[str, str], out: Path, src_hash: str) -> tuple[str, li
 def prepare(s: PrepareSettings) -> PrepareReport:
     """Build or verify the test set described by ``s``; returns what happened."""
     report = PrepareReport()
-    _check_settings_match(s, report)
+    _check_settings_match(s)
     old_rows = read_manifest(s.out_dir / "manifest.csv")
     items = plan_items(s.files, s.crop_size, s.per_image, s.limit)
     kind_fields = list(record_fields(s.preset.kind))

@@ -144,8 +144,7 @@ def test_categorical_frequencies(records, realesrgan):
         assert _chi2(Counter(r[key] for r in records), probs) > P_MIN, key
 
 
-def test_continuous_parameters(records, realesrgan):
-    p = realesrgan
+def test_continuous_parameters(records):
     iso = [r["k1_sigma_x"] for r in records if r["k1_type"] == "iso"]
     assert stats.kstest(iso, stats.uniform(loc=0.2, scale=2.8).cdf).pvalue > P_MIN
     theta = [r["k1_theta"] for r in records if r["k1_type"] == "aniso"]

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 import yaml
 from hydra import compose, initialize_config_dir
 
