@@ -106,3 +106,26 @@ def test_embedded_manifest_and_build(tmp_path):
     assert [p.stat().st_mtime_ns for p in files] == mtimes
     with pytest.raises(DataError):
         ensure_embedded(tmp_path, "test")
+
+
+def test_manifest_dataset_pairs_realsr_layout(tmp_path, photos):
+    """RealSR keeps HR and LR side by side (Canon_001_HR.png / Canon_001_LR4.png)."""
+    from harness.data.manifests import MissingDatasetError
+    from harness.data.paired import manifest_dataset
+
+    with pytest.raises(MissingDatasetError, match="RealSR"):
+        manifest_dataset("realsr_v3", tmp_path, 4, part="Canon")
+    for part in ("Canon", "Nikon"):
+        folder = tmp_path / "raw" / "realsr_v3" / "RealSR(V3)" / part / "Test" / "4"
+        for i in range(1, 51):
+            hr = np.roll(photos["astronaut"][:32, :32], i, axis=1)
+            write_png(folder / f"{part}_{i:03d}_HR.png", hr)
+            write_png(folder / f"{part}_{i:03d}_LR4.png", bicubic_lr(hr, 4))
+    ds = manifest_dataset("realsr_v3", tmp_path, 4, part="Nikon")
+    assert len(ds) == 50 and ds.ids[0] == "Nikon_001" and ds.name == "realsr_v3_Nikon"
+    pair = ds.load("Nikon_007")
+    assert pair.lr.shape == (8, 8, 3) and pair.meta["lr_path"].endswith("Nikon_007_LR4.png")
+    with pytest.raises(DataError, match="choose one"):
+        manifest_dataset("realsr_v3", tmp_path, 4)
+    with pytest.raises(DataError, match="scale=4"):
+        manifest_dataset("realsr_v3", tmp_path, 2, part="Canon")

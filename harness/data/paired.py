@@ -40,15 +40,19 @@ def bicubic_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return quantise(imresize(x, scale=1.0 / scale))
 
 
-def _index(folder: Path, strip_suffix: str = "") -> tuple[dict[str, Path], list[str]]:
+def _index(folder: Path, suffix: str = "") -> tuple[dict[str, Path], list[str]]:
+    """Images of ``folder`` by id. With a ``suffix`` (``x4``, ``_HR``), only stems ending in it
+    count and the id is the stem without it — so HR and LR may even share one folder (RealSR)."""
     files: dict[str, Path] = {}
     dupes: list[str] = []
     for p in sorted(folder.iterdir()):
         if not (p.is_file() and is_image(p)):
             continue
         stem = p.stem
-        if strip_suffix and stem.endswith(strip_suffix):
-            stem = stem[: -len(strip_suffix)]
+        if suffix:
+            if not stem.endswith(suffix) or stem == suffix:
+                continue
+            stem = stem[: -len(suffix)]
         if stem in files:
             dupes.append(f"{files[stem].name} / {p.name}")
             continue
@@ -66,6 +70,7 @@ class PairedFolderDataset:
         lr_dir: str | Path | None = None,
         name: str | None = None,
         lr_suffix: str = "",
+        hr_suffix: str = "",
         limit: int | None = None,
     ) -> None:
         self.hr_dir = Path(hr_dir).expanduser()
@@ -80,7 +85,7 @@ class PairedFolderDataset:
                     f"{label} folder {d} does not exist; set dataset.hr_dir/dataset.lr_dir to an "
                     f"existing folder of images (e.g. `srarena dataset=folder dataset.hr_dir=/path/HR`)"
                 )
-        self._hr, dupes = _index(self.hr_dir)
+        self._hr, dupes = _index(self.hr_dir, hr_suffix)
         if dupes:
             raise DataError(f"{self.hr_dir}: several files share a stem: {', '.join(dupes)}")
         if not self._hr:
@@ -139,3 +144,26 @@ def embedded_dataset(data_root: str | Path, scale: int, split: str = "eval", lim
     from harness.data.embedded import ensure_embedded
 
     return PairedFolderDataset(ensure_embedded(data_root, split), scale=scale, name="embedded", limit=limit)
+
+
+def manifest_dataset(
+    name: str, data_root: str | Path, scale: int, part: str | None = None, limit: int | None = None
+) -> PairedFolderDataset:
+    """A published dataset described by ``datasets/<name>.yaml`` and unpacked under
+    ``<data_root>/raw/<name>``; a missing download fails with what to fetch and where to put it."""
+    from harness.data.manifests import load, locate
+
+    manifest = load(name)
+    parts = locate(manifest, data_root)
+    if part is None and len(parts) > 1:
+        raise DataError(f"dataset {name!r} has parts {[p.name for p in parts]}; choose one with dataset.part=NAME")
+    chosen = parts[0] if part is None else next((p for p in parts if p.name == part), None)
+    if chosen is None:
+        raise DataError(f"dataset {name!r} has no part {part!r}; parts: {[p.name for p in parts]}")
+    if manifest.scale and int(manifest.scale) != int(scale):
+        raise DataError(f"dataset {name!r} holds x{manifest.scale} pairs; run it with scale={manifest.scale}")
+    pair = manifest.pair or {}
+    return PairedFolderDataset(
+        chosen.hr_dir, scale=scale, lr_dir=chosen.lr_dir, name=name if part is None else f"{name}_{part}",
+        lr_suffix=pair.get("lr_suffix", ""), hr_suffix=pair.get("hr_suffix", ""), limit=limit,
+    )
