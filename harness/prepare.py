@@ -397,5 +397,5 @@ def run_prepare(cfg: DictConfig) -> int:
     if len(r.failures) > 20:
         print(f"  ... {len(r.failures) - 20} more failures in {s.out_dir / 'failures.csv'}")
     if r.written or r.verified:
-        print(f"  evaluate it: srarena dataset=folder dataset.hr_dir={s.out_dir / 'HR'} dataset.lr_dir={s.out_dir / 'LR'} scale={s.preset.scale}")
+        print(f"  evaluate it: srarena dataset=prepared dataset.name={s.out_dir.name} scale={s.preset.scale}")
     return r.exit_code
