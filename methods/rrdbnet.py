@@ -321,8 +321,9 @@ class RRDBNetMethod(BaseMethod):
         if weights:
             net, self.info = load_rrdbnet(locate(str(weights)), scale=int(scale))
         else:
-            torch.manual_seed(int(seed))  # random init is reproducible; only used before training
-            net = RRDBNet(replace(RRDBArch(), scale=int(scale), **dict(arch or {})))
+            with torch.random.fork_rng(devices=[]):  # reproducible init, global RNG untouched
+                torch.manual_seed(int(seed))
+                net = RRDBNet(replace(RRDBArch(), scale=int(scale), **dict(arch or {})))
         self.nets["rrdb"] = net
         self.arch = net.arch
         self.scales = (self.arch.scale,)

@@ -68,8 +68,9 @@ class SR3(BaseMethod):
         self.clip_x0 = bool(clip_x0)
         self.scale = int(scale)
         self.scales = (self.scale,)
-        torch.manual_seed(int(seed))
-        self.nets["unet"] = DDPMUNet(self.unet_cfg)
+        with torch.random.fork_rng(devices=[]):  # reproducible init, global RNG untouched
+            torch.manual_seed(int(seed))
+            self.nets["unet"] = DDPMUNet(self.unet_cfg)
         if state is not None:
             load_into(self.nets["unet"], state, path)
         self.nets.eval()
