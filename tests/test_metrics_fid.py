@@ -183,6 +183,7 @@ def test_fid_legacy_pytorch_loads_resolved_state_dict_standin_values_not_checked
     img = np.random.default_rng(7).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     feats = ext.features([ext.prepare(img)])
     assert feats.shape == (1, 2048) and np.isfinite(feats).all()
+    assert torch.hub.get_dir() == str(standin_env / "torch" / "hub")  # hub dir not left pinned
 
 
 # --- real weights: calibration ----------------------------------------------------------------

@@ -92,7 +92,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "sqrtm") -> float:
 
     ``sqrtm``: clean-fid's own function (scipy ``sqrtm`` of the product, as every FID tool does);
     ``eig``: the same trace through eigenvalues of ``A sigma2 A`` with ``A = sqrt(sigma1)``
-    (symmetric, so real and stable) — used to cross-check the first.
+    (symmetric, so real and stable; no imaginary parts when N < dim) — the streaming metric's
+    default because two symmetric eigendecompositions cost less than one general ``sqrtm``
+    (measured 38 s vs 100 s at 2048-d on a loaded 2-core CPU); tests check both agree.
     """
     if method == "sqrtm":
         from cleanfid.fid import frechet_distance as cf
@@ -159,7 +161,9 @@ class Extractor:
 def _hub_dir_with(path: Path, filename: str) -> Iterator[None]:
     """A throw-away torch hub dir whose ``checkpoints/<filename>`` is ``path``, so a library that
     calls ``load_state_dict_from_url`` finds our resolved file instead of downloading."""
-    old = torch.hub.get_dir()
+    # Restore torch.hub's own setting (usually None = follow TORCH_HOME), not get_dir()'s value,
+    # which would pin the hub dir for the rest of the process.
+    old = getattr(torch.hub, "_hub_dir", None)
     with tempfile.TemporaryDirectory(prefix="srarena-hub-") as d:
         (Path(d) / "checkpoints").mkdir()
         os.symlink(path.resolve(), Path(d) / "checkpoints" / filename)
@@ -167,7 +171,7 @@ def _hub_dir_with(path: Path, filename: str) -> Iterator[None]:
         try:
             yield
         finally:
-            torch.hub.set_dir(old)
+            torch.hub._hub_dir = old
 
 
 def build_extractor(mode: str, device: str = "cpu") -> Extractor:
@@ -234,8 +238,9 @@ class FID:
 
     def __init__(self, name: str, extractor: Extractor, batch_size: int = 16,
                  reference_digest: str | None = None, cache_root: Path | None = None,
-                 use_cache: bool = True) -> None:
+                 use_cache: bool = True, method: str = "eig") -> None:
         self.name, self.ext, self.batch_size = name, extractor, batch_size
+        self.method = method
         self.cache_root, self.use_cache = cache_root, use_cache
         self.sr = GaussianStats(extractor.dim)
         self.hr = GaussianStats(extractor.dim)
@@ -297,7 +302,7 @@ class FID:
             self.warnings.append(msg)
             log.warning(msg)
             warnings.warn(msg, stacklevel=2)
-        value = frechet_distance(mu, sig, mu_r, sig_r)
+        value = frechet_distance(mu, sig, mu_r, sig_r, self.method)
         return {self.name: value, f"{self.name}_n": float(n), f"{self.name}_n_ref": float(n_ref)}
 
 
@@ -307,7 +312,8 @@ def _fid(mode: str, name: str):
         return FID(name, build_extractor(mode, ctx.device),
                    batch_size=int(opts.get("fid_batch_size", 16)),
                    reference_digest=opts.get("fid_reference_digest"),
-                   use_cache=bool(opts.get("fid_cache", True)))
+                   use_cache=bool(opts.get("fid_cache", True)),
+                   method=str(opts.get("fid_method", "eig")))
 
     return factory
 
@@ -325,7 +331,10 @@ for _name, _mode, _w, _resize in [
         conventions={"input": "SR quantised to uint8", "mode": _mode, "resize": _resize,
                      "features": f"Inception pool3, {FEATURE_DIM}-d", "weights": _w.filename,
                      "reference_set": "HR images of the dataset (stats cached by content hash)",
-                     "stats": "float64 sums; sqrtm (scipy) Frechet distance"},
+                     "stats": "float64 sums (mean, unbiased covariance)",
+                     "trace_sqrt": "eigenvalues of sqrt(S1) S2 sqrt(S1) (= scipy sqrtm form to "
+                                   "1e-7, ~2.5x faster, stable when rank-deficient); "
+                                   "options.fid_method=sqrtm for clean-fid's own function"},
         factory=_fid(_mode, _name),
         description="Frechet Inception Distance between SR and HR sets; reports N",
     ))
