@@ -62,10 +62,14 @@ def run(cfg: DictConfig) -> int:
         save_images=bool(cfg.runner.save_images),
         num_samples=int(cfg.runner.num_samples_logged),
         progress=bool(cfg.runner.progress),
+        metric_batch=int(cfg.runner.metric_batch),
+        count_flops=bool(cfg.runner.count_flops),
     )
     result = runner.run()
     for name, reason in result.skipped_metrics.items():
         print(f"metric {name} skipped: {reason}")
+    for name, reason in result.metric_failures.items():
+        print(f"metric {name} failed on some images (NaN): {reason}")
     for failure in result.failures:
         print(f"image {failure['id']} failed: {failure['error']}")
     if result.unmatched_lr:
@@ -91,6 +95,8 @@ def run(cfg: DictConfig) -> int:
             tags[f"metric.{name}"] = "; ".join(f"{k}={v}" for k, v in rec.items())
         for name, reason in result.skipped_metrics.items():
             tags[f"skipped.{name}"] = reason[:5000]
+        for name, reason in result.metric_failures.items():
+            tags[f"metric_failed.{name}"] = reason[:5000]
         tags["failures"] = str(len(result.failures))
         run_id = tracking.log_job(
             cfg,

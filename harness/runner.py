@@ -46,6 +46,7 @@ class JobResult:
     metric_records: dict[str, dict[str, Any]]
     skipped_metrics: dict[str, str]
     dataset_hash: str
+    metric_failures: dict[str, str] = field(default_factory=dict)
     unmatched_lr: list[str] = field(default_factory=list)
     samples: list[Path] = field(default_factory=list)
 
@@ -91,6 +92,8 @@ class Runner:
         save_images: bool = True,
         num_samples: int = 3,
         progress: bool = True,
+        metric_batch: int = 8,
+        count_flops: bool = True,
     ) -> None:
         from harness.metrics.registry import MetricContext
 
@@ -105,6 +108,8 @@ class Runner:
         self.save_images = save_images
         self.num_samples = num_samples
         self.progress = progress
+        self.metric_batch = max(1, int(metric_batch))
+        self.count_flops = count_flops
         self.evaluator = Evaluator(list(metric_names), MetricContext(scale=self.scale, device="cpu"))
 
     def _upscale(self, pair: Pair) -> tuple[np.ndarray, float, int]:
@@ -114,20 +119,61 @@ class Runner:
         check_output(sr, lr, self.scale)
         return quantise(sr), m.seconds, m.peak_memory_bytes
 
-    def _warm_up(self) -> None:
-        """Run the method on the first usable input so one-off costs (allocations, kernel
-        selection, lazy weight loading) stay out of the timings."""
-        for image_id in self.dataset.ids[: max(1, len(self.dataset.ids))]:
+    def _first_usable(self) -> Pair | None:
+        for image_id in self.dataset.ids:
             try:
-                pair = self.dataset.load(image_id)
+                return self.dataset.load(image_id)
             except (DataError, ImageReadError):
                 continue
-            for _ in range(self.warmup):
-                try:
-                    self._upscale(pair)
-                except (OutputError, MethodError, RuntimeError, ValueError):
-                    return  # the real pass records the failure
+        return None
+
+    def _warm_up(self, pair: Pair) -> None:
+        """Run the method untimed so one-off costs (allocations, kernel selection, lazy weight
+        loading) stay out of the timings."""
+        for _ in range(self.warmup):
+            try:
+                self._upscale(pair)
+            except (OutputError, MethodError, RuntimeError, ValueError):
+                return  # the timed pass records the failure
+
+    def _profile(self, pair: Pair) -> dict[str, float]:
+        """Params, active params and FLOPs of one image (an extra, untimed call of the method)."""
+        from harness.profiling import profile_flops
+
+        lr = to_tensor(pair.lr).to(self.device)
+        try:
+            with torch.inference_mode():
+                rep = profile_flops(self.method, lr, self.scale, image_generator(self.seed, pair.id, self.device))
+        except (MethodError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+            log.warning("FLOP counting failed: %s", e)
+            return {}
+        cost = self.method.cost_model()
+        steps = max(1, int(getattr(cost, "steps", 1)))
+        stepped = [rep.per_call[k] for k, n in rep.calls_model.items() if n == steps and steps > 1]
+        out = {
+            "flops_per_image_g": rep.per_image / 1e9,
+            "flops_per_step_g": (sum(stepped) if stepped else rep.per_image) / 1e9,
+            "params_active_m": rep.params_active / 1e6,
+            "steps": float(steps),
+        }
+        out.update({f"flops_call_{k.replace('.', '_')}_g": v / 1e9 for k, v in rep.per_call.items()})
+        return out
+
+    def _flush(self, pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray]], failures: list[dict[str, str]]) -> None:
+        """Score the buffered pairs together: networks of learned metrics see batches."""
+        if not pending:
             return
+        try:
+            values = self.evaluator.update_batch([(sr, hr) for _, sr, hr in pending])
+        except (ValueError, RuntimeError) as e:
+            for row, _, _ in pending:
+                msg = f"metrics: {type(e).__name__}: {e}"
+                row.update(status="failed", error=msg)
+                failures.append({"id": row["id"], "stage": "metrics", "error": msg})
+        else:
+            for (row, _, _), vals in zip(pending, values):
+                row.update(vals)
+        pending.clear()
 
     def run(self) -> JobResult:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,8 +182,14 @@ class Runner:
         failures: list[dict[str, str]] = []
         samples: list[Path] = []
         data_hash = hashlib.sha256(f"x{self.scale}".encode())
-        if self.warmup > 0:
-            self._warm_up()
+        first = self._first_usable()
+        profile: dict[str, float] = {}
+        if first is not None:
+            if self.warmup > 0:
+                self._warm_up(first)
+            if self.count_flops:
+                profile = self._profile(first)
+        pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray]] = []
         it = tqdm(self.dataset.ids, desc=f"{self.method_name} on {self.dataset.name}", disable=not self.progress, unit="img")
         for image_id in it:
             row: dict[str, Any] = {"id": image_id, "status": "ok", "error": ""}
@@ -161,8 +213,7 @@ class Runner:
                     write_png(path, sr)
                     if len(samples) < self.num_samples:
                         samples.append(path)
-                stage = "metrics"
-                row.update(self.evaluator.update(sr, pair.hr))
+                pending.append((row, sr, pair.hr))
             except (DataError, ImageReadError, OutputError, MethodError, ValueError, RuntimeError, OSError) as e:
                 data_hash.update(f"{image_id}:failed".encode())
                 msg = f"{stage}: {type(e).__name__}: {e}"
@@ -170,6 +221,9 @@ class Runner:
                 failures.append({"id": image_id, "stage": stage, "error": msg})
                 log.warning("image %s failed at %s: %s", image_id, stage, e)
             rows.append(row)
+            if len(pending) >= self.metric_batch:
+                self._flush(pending, failures)
+        self._flush(pending, failures)
 
         aggregates: dict[str, float] = {}
         ok = [r for r in rows if r["status"] == "ok"]
@@ -188,6 +242,7 @@ class Runner:
             failures.append({"id": "*", "stage": "set_metrics", "error": f"{type(e).__name__}: {e}"})
         aggregates.update(n_images=float(len(rows)), n_ok=float(len(ok)), n_failed=float(len(rows) - len(ok)))
         aggregates["params_m"] = self.method.num_params() / 1e6
+        aggregates.update(profile)
 
         result = JobResult(
             method=self.method_name,
@@ -199,6 +254,7 @@ class Runner:
             metric_records=self.evaluator.records,
             skipped_metrics=self.evaluator.skipped,
             dataset_hash=data_hash.hexdigest(),
+            metric_failures=dict(self.evaluator.failures),
             unmatched_lr=list(getattr(self.dataset, "unmatched_lr", [])),
             samples=samples,
         )
@@ -223,6 +279,7 @@ def write_outputs(result: JobResult, out_dir: Path) -> tuple[Path, Path]:
         "metrics": result.aggregates,
         "metric_conventions": result.metric_records,
         "skipped_metrics": result.skipped_metrics,
+        "metric_failures": result.metric_failures,
         "failures": result.failures,
         "unmatched_lr": result.unmatched_lr,
     }
