@@ -43,8 +43,8 @@ def check_group_choices(args: list[str]) -> None:
         if not m:
             continue
         group_dir = CONF_DIR / m["group"]
-        if not group_dir.is_dir():
-            continue
+        if not group_dir.is_dir() or m["value"].startswith("["):
+            continue  # not a config group, or a list value (e.g. report=[a,b]) Hydra checks itself
         available = sorted(p.stem for p in group_dir.glob("*.yaml"))
         for value in m["value"].split(","):
             value = value.strip()
