@@ -86,3 +86,13 @@ def test_method_yaml_instantiates(tiny_dir, monkeypatch):
         cfg = compose("run", overrides=["method=ldm_sr", f"method.weights={tiny_dir}", "method.steps=2"])
     m = instantiate(cfg.method)
     assert isinstance(m, LDMSR) and m.steps == 2
+
+
+def test_real_config_has_the_published_size():
+    """The released architecture, built without weights: 168.95M as the SS-MoE paper lists."""
+    with torch.device("meta"):
+        pipe = build_pipeline(REAL_CONFIG)
+    unet = sum(p.numel() for p in pipe.unet.parameters())
+    vq = sum(p.numel() for p in pipe.vqvae.parameters())
+    assert (unet, vq) == (113_622_563, 55_322_782)
+    assert round((unet + vq) / 1e6, 2) == 168.95
