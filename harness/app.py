@@ -103,7 +103,8 @@ def run(cfg: DictConfig) -> int:
             run_name=f"{method_name}/{result.dataset}/x{result.scale}",
             metrics=result.aggregates,
             tags=tags,
-            artifacts=[out_dir / "per_image.csv", out_dir / "summary.json", config_path],
+            artifacts=[out_dir / "per_image.csv", out_dir / "summary.json", config_path,
+                       *sorted(out_dir.glob("fid*_features.npz"))],
             samples=result.samples,
             parent_run_id=parent,
         )

@@ -110,7 +110,10 @@ class Runner:
         self.progress = progress
         self.metric_batch = max(1, int(metric_batch))
         self.count_flops = count_flops
-        self.evaluator = Evaluator(list(metric_names), MetricContext(scale=self.scale, device="cpu"))
+        # FID presets stream per-image Inception features to <out_dir>/<preset>_features.npz
+        # (for the report's bootstrap over images).
+        options = {"fid_features_dir": str(self.out_dir)} if any(n.startswith("fid") for n in metric_names) else {}
+        self.evaluator = Evaluator(list(metric_names), MetricContext(scale=self.scale, device="cpu", options=options))
 
     def _upscale(self, pair: Pair) -> tuple[np.ndarray, float, int]:
         lr = to_tensor(pair.lr).to(self.device)

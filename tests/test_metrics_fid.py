@@ -126,6 +126,60 @@ def test_fid_warns_when_n_below_feature_dim(tmp_path):
     assert out["fid_n"] == 4
 
 
+def _run_toy(tmp_path, hr, sr, ext, **kw):
+    m = F.FID("fid", ext, batch_size=5, cache_root=tmp_path / "stats", **kw)
+    for s, h in zip(sr, hr):
+        m.update(_t(s), _t(h))
+    return m.compute()
+
+
+def test_fid_streams_per_image_features_and_caches_hr_features(tmp_path):
+    """Features file: one float32 row per image, SR and its HR on the same row; the FID of
+    the saved rows is the reported FID; a later run with cached HR statistics gets the same HR
+    rows from the features cache (no HR Inception), reordered to its own image order."""
+    rng = np.random.default_rng(8)
+    hr, sr = _images(rng, 11), _images(rng, 11)
+    out = _run_toy(tmp_path, hr, sr, _ToyExtractor(), features_path=tmp_path / "a" / "fid_features.npz")
+    with np.load(tmp_path / "a" / "fid_features.npz") as z:
+        f_sr, f_hr, order, source = z["sr"], z["hr"], z["hr_digest"], str(z["hr_source"])
+    assert f_sr.shape == f_hr.shape == (11, 8) and f_sr.dtype == np.float32 and source == "computed"
+    assert list(order) == [F.image_digest(h) for h in hr]
+    assert not list((tmp_path / "a").glob(".*part"))  # side files removed
+    again = F.frechet_distance(f_sr.mean(0), np.cov(f_sr, rowvar=False), f_hr.mean(0), np.cov(f_hr, rowvar=False), "eig")
+    assert again == pytest.approx(out["fid"], rel=1e-5)
+    assert len(list((tmp_path / "stats").glob("*.features.npy"))) == 1
+
+    perm = rng.permutation(11)
+    ext = _ToyExtractor()
+    out2 = _run_toy(tmp_path, [hr[i] for i in perm], [sr[i] for i in perm], ext,
+                    features_path=tmp_path / "b" / "fid_features.npz", reference_digest=F.hr_set_digest(hr))
+    assert ext.calls == 3  # SR only: HR statistics and features came from the cache
+    assert out2["fid"] == pytest.approx(out["fid"], rel=1e-9)
+    with np.load(tmp_path / "b" / "fid_features.npz") as z:
+        assert str(z["hr_source"]) == "cache"
+        np.testing.assert_array_equal(z["hr"], f_hr[perm])
+        np.testing.assert_allclose(z["sr"], f_sr[perm], rtol=1e-6)
+
+
+def test_fid_cached_stats_without_features_recompute_hr(tmp_path):
+    rng = np.random.default_rng(9)
+    hr, sr = _images(rng, 9), _images(rng, 9)
+    _run_toy(tmp_path, hr, sr, _ToyExtractor())  # statistics cached, no features
+    ext = _ToyExtractor()
+    _run_toy(tmp_path, hr, sr, ext, features_path=tmp_path / "f.npz", reference_digest=F.hr_set_digest(hr))
+    assert ext.calls == 4  # 2 SR + 2 HR batches: HR went through the network again
+    with np.load(tmp_path / "f.npz") as z:
+        assert z["hr"].shape == (9, 8) and str(z["hr_source"]) == "computed"
+
+
+def test_fid_failure_leaves_no_side_files(tmp_path):
+    m = F.FID("fid", _ToyExtractor(), cache_root=tmp_path, features_path=tmp_path / "f.npz")
+    m.update(_t(_images(np.random.default_rng(0), 1)[0]), _t(_images(np.random.default_rng(1), 1)[0]))
+    with pytest.raises(ValueError, match="at least 2"):
+        m.compute()
+    assert list(tmp_path.glob("*f.npz*")) == []
+
+
 # --- stand-in weights: plumbing only --------------------------------------------------------
 
 
@@ -162,6 +216,35 @@ def test_fid_clean_runs_end_to_end_with_standin_weights_values_not_checked(stand
     assert np.isfinite(out["fid"]) and out["fid"] >= 0
     assert ev.records["fid"]["mode"] == "clean" and ev.records["fid"]["warnings"]
     assert len(list((standin_env / "cache" / "fid_stats").glob("clean-*.npz"))) == 1
+
+
+def test_fid_features_file_through_the_evaluator_with_standin_weights(standin_env, monkeypatch):
+    """``options.fid_features_dir`` (what the runner passes): ``fid_features.npz`` holds N x 2048
+    float32 SR and HR rows and the FID recomputed from them is the reported ``fid`` (with the
+    same diagonal stand-in for the 2048-d trace as above; the full form is tested in stats)."""
+    from harness.metrics import standins
+    from harness.metrics.evaluator import Evaluator
+
+    def diag_fd(m1, s1, m2, s2, method="sqrtm"):
+        return float(np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(np.clip(np.diag(s1), 0, None))
+                                                      - np.sqrt(np.clip(np.diag(s2), 0, None))) ** 2))
+
+    standins.write_torchscript_inception(standin_env / "weights" / "inception-2015-12-05.pt")
+    monkeypatch.setattr(F, "frechet_distance", diag_fd)
+    out_dir = standin_env / "job"
+    ev = Evaluator(["fid"], MetricContext(scale=2, options={"fid_batch_size": 2, "fid_features_dir": str(out_dir)}))
+    rng = np.random.default_rng(10)
+    for _ in range(5):
+        hr = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        ev.update(np.clip(hr.astype(int) + rng.integers(-30, 30, hr.shape), 0, 255).astype(np.uint8), hr)
+    with pytest.warns(UserWarning, match="rank-deficient"):
+        out = ev.finalize()
+    with np.load(out_dir / "fid_features.npz") as z:
+        sr, hr = z["sr"], z["hr"]
+    assert sr.shape == hr.shape == (5, 2048) and sr.dtype == hr.dtype == np.float32
+    again = diag_fd(sr.mean(0), np.cov(sr, rowvar=False), hr.mean(0), np.cov(hr, rowvar=False))
+    assert again == pytest.approx(out["fid"], rel=1e-4)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["fid_features.npz"]
 
 
 def test_fid_missing_weights_skip_names_the_file(standin_env):

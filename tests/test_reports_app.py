@@ -73,3 +73,35 @@ def test_comparison_grid_uses_the_same_crop_for_every_method():
     fig = plots.comparison_grid(hr, hr[::4, ::4], {"a": hr, "b": hr}, scale=4, crop=(top, left, h, w))
     assert len(fig.axes) == 5  # full HR, HR crop, LR crop, a, b
     plots.plt.close(fig)
+
+
+def test_fid_gets_a_bootstrap_ci_and_n_from_a_features_artifact(tmp_path):
+    """A run with ``fid_features.npz`` gets FID's CI and N (seeded: two reports agree);
+    a run without it keeps an empty CI."""
+    from hydra import compose, initialize_config_dir
+
+    from harness.reports import synthetic
+    from harness.reports.app import run_report
+
+    uri = synthetic.new_store(tmp_path)
+    exp = synthetic.experiment(uri, "srarena", tmp_path / "mlartifacts")
+    feats, fid = synthetic.fid_features(tmp_path / "feats" / "fid_features.npz", 10, seed=2)
+    psnr = {"psnr_y": list(np.linspace(25, 27, 10))}
+    synthetic.log_run(uri, exp, method="a", dataset="D", scale=4, per_image=psnr, metrics={"fid": fid, "fid_n": 10.0},
+                      artifacts=[feats], output_dir=tmp_path / "job_a")
+    synthetic.log_run(uri, exp, method="b", dataset="D", scale=4, per_image=psnr, metrics={"fid": fid + 5, "fid_n": 10.0},
+                      output_dir=tmp_path / "job_b")
+    outs = []
+    for k in range(2):
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("report", overrides=[f"tracking.uri={uri}", f"out_dir={tmp_path / f'r{k}'}", f"paths.outputs={tmp_path}",
+                                               "stats.n_boot=100", "+stats.set_n_boot=100", "figures.enabled=false",
+                                               "leaderboard.html=false", "tables=[]"])
+        assert run_report(cfg) == 0
+        outs.append(tmp_path / f"r{k}")
+    lb = pd.read_csv(outs[0] / "leaderboard.csv").set_index("method")
+    assert lb.at["a", "fid:ci_lo"] < lb.at["a", "fid:ci_hi"] and lb.at["a", "fid:n"] == 10
+    assert np.isnan(lb.at["b", "fid:ci_lo"]) and np.isnan(lb.at["b", "fid:n"])
+    assert (outs[0] / "leaderboard.csv").read_text() == (outs[1] / "leaderboard.csv").read_text()
+    md = (outs[0] / "leaderboard.md").read_text()
+    assert "(N=10)" in md and "paired bootstrap over the N images" in md

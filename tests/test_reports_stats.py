@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from harness.reports import stats
 
@@ -62,3 +63,24 @@ def test_frechet_distance_and_its_bootstrap_over_images():
     assert ci.lo < d_far < ci.hi and ci.n == 200
     near = stats.bootstrap_set_statistic(same, hr, n_boot=100, seed=3)
     assert near.hi < ci.lo
+
+
+def test_gram_form_of_the_frechet_distance_is_exact():
+    rng = np.random.default_rng(4)
+    for n1, n2, d in [(12, 15, 40), (60, 50, 8)]:  # N < D (Gram path) and N > D (D x D path)
+        a = rng.normal(0, 1, (n1, d))
+        b = rng.normal(0.3, 1.3, (n2, d)) @ rng.normal(size=(d, d))
+        assert stats.frechet_distance_gram(a, b) == pytest.approx(stats.frechet_distance(a, b), rel=1e-8)
+
+
+def test_fid_bootstrap_from_a_features_file_is_reproducible(tmp_path):
+    from harness.reports import synthetic
+
+    path, fid = synthetic.fid_features(tmp_path / "fid_features.npz", 12, dim=64, seed=1)
+    ci = stats.fid_features_ci(path, n_boot=150, seed=5)
+    assert ci == stats.fid_features_ci(path, n_boot=150, seed=5)
+    assert ci != stats.fid_features_ci(path, n_boot=150, seed=6)
+    assert ci.n == 12 and ci.estimate == pytest.approx(fid, rel=1e-9) and ci.lo < ci.hi
+    with np.load(path) as z:  # the Gram shortcut draws and scores exactly like the generic bootstrap
+        generic = stats.bootstrap_set_statistic(z["sr"], z["hr"], stats.frechet_distance_gram, n_boot=150, seed=5)
+    assert (ci.lo, ci.hi) == pytest.approx((generic.lo, generic.hi), rel=1e-9)

@@ -14,6 +14,23 @@ Reference statistics of the HR set are cached under ``<cache>/fid_stats/`` keyed
 hash of the HR pixels plus extractor and mode, written atomically. A runner that knows the HR
 set before the pass (``hr_set_digest``) passes ``options['fid_reference_digest']``; a cache hit
 then skips Inception on HR entirely, and the streamed HR digest is checked against it at the end.
+
+Per-image features for a bootstrap over images (``options['fid_features_dir']``): each batch's
+float32 Inception features, SR and HR, are appended to raw side files as they are computed (memory
+stays flat), and ``compute`` finalises them into ``<dir>/<preset>_features.npz`` (``fid`` →
+``fid_features.npz``): ``sr`` and ``hr`` (N x 2048 float32, row i = the i-th image streamed, SR and
+its HR on the same row), ``hr_digest`` (content hash per row, the image order), ``hr_source``
+(``computed`` or ``cache``) and the extractor/mode. ``harness.reports`` resamples *rows* (SR and its
+HR together: a paired bootstrap over the images of the test set) to put a CI on FID.
+
+Why HR features are cached too, instead of resampling SR against fixed HR statistics: FID's
+sampling error comes from both sets (its HR mean/covariance are estimated from the same N images),
+and on a paired SR test set the two are strongly correlated image by image; holding the HR
+statistics fixed ignores half the variance and the pairing, so the interval would be too narrow.
+So when features are requested and the HR statistics come from the cache, the HR features come
+from the cache too (``<stats>.features.npy`` + ``.digests.json``, same key, written whenever HR
+features were computed with features requested), reordered to this run's images by their
+content hashes; if only the statistics are cached (an older run), HR goes through Inception again.
 """
 
 from __future__ import annotations
@@ -222,6 +239,82 @@ def save_stats(path: Path, mu, sigma, n: int, meta: dict) -> None:
     atomic_write(path, write)
 
 
+def features_cache_paths(stats_file: Path) -> tuple[Path, Path]:
+    """HR features cached next to reference statistics: ``(features .npy, digests .json)``."""
+    stem = stats_file.with_suffix("")
+    return stem.with_name(stem.name + ".features.npy"), stem.with_name(stem.name + ".features.digests.json")
+
+
+def save_features_cache(stats_file: Path, feats: np.ndarray, digests: list[str]) -> None:
+    """Digests first, features last (atomically): a reader needs both with matching lengths."""
+    fpath, dpath = features_cache_paths(stats_file)
+    atomic_write(dpath, lambda tmp: tmp.write_text(json.dumps(list(digests))))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(feats, dtype=np.float32))  # a memmap is written in chunks
+
+    atomic_write(fpath, write)
+
+
+def load_features_cache(stats_file: Path) -> tuple[np.ndarray, dict[str, int]] | None:
+    """Memory-mapped cached HR features and ``digest -> row``; None if absent or inconsistent."""
+    fpath, dpath = features_cache_paths(stats_file)
+    if not (fpath.is_file() and dpath.is_file()):
+        return None
+    try:
+        feats = np.load(fpath, mmap_mode="r")
+        digests = json.loads(dpath.read_text())
+    except (OSError, ValueError):
+        return None
+    if feats.ndim != 2 or len(digests) != len(feats):
+        return None
+    return feats, {d: i for i, d in enumerate(digests)}
+
+
+class FeatureWriter:
+    """Streams per-image float32 features to raw side files; ``finalize`` writes one ``.npz``.
+
+    Memory is flat: rows are appended as batches are computed and the final archive is written
+    from memory maps of the side files (numpy writes them into the zip in chunks).
+    """
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path, self.dim = Path(path), dim
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.parts = {w: self.path.with_name(f".{self.path.name}.{w}.part") for w in ("sr", "hr")}
+        self.rows = {"sr": 0, "hr": 0}
+        for part in self.parts.values():
+            part.write_bytes(b"")
+
+    def append(self, which: str, feats: np.ndarray) -> None:
+        f = np.ascontiguousarray(np.asarray(feats, dtype="<f4").reshape(len(feats), self.dim))
+        with open(self.parts[which], "ab") as fh:
+            fh.write(f.tobytes())
+        self.rows[which] += len(f)
+
+    def array(self, which: str) -> np.ndarray:
+        if self.rows[which] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return np.memmap(self.parts[which], dtype="<f4", mode="r", shape=(self.rows[which], self.dim))
+
+    def finalize(self, **meta) -> Path:
+        arrays = {"sr": self.array("sr"), "hr": self.array("hr"), **{k: np.asarray(v) for k, v in meta.items()}}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_write(self.path, write)
+        arrays.clear()  # release the memory maps before removing their files
+        self.discard()
+        return self.path
+
+    def discard(self) -> None:
+        for part in self.parts.values():
+            part.unlink(missing_ok=True)
+
+
 def load_stats(path: Path) -> tuple[np.ndarray, np.ndarray, int, dict] | None:
     if not path.is_file():
         return None
@@ -238,7 +331,8 @@ class FID:
 
     def __init__(self, name: str, extractor: Extractor, batch_size: int = 16,
                  reference_digest: str | None = None, cache_root: Path | None = None,
-                 use_cache: bool = True, method: str = "eig") -> None:
+                 use_cache: bool = True, method: str = "eig",
+                 features_path: Path | None = None) -> None:
         self.name, self.ext, self.batch_size = name, extractor, batch_size
         self.method = method
         self.cache_root, self.use_cache = cache_root, use_cache
@@ -249,8 +343,16 @@ class FID:
         self.reference_digest = reference_digest
         self.reference = None
         self.warnings: list[str] = []
+        self.writer = FeatureWriter(Path(features_path), extractor.dim) if features_path else None
+        self.hr_features_cached: tuple[np.ndarray, dict[str, int]] | None = None
         if reference_digest and use_cache:
             self.reference = load_stats(self._path(reference_digest))
+            if self.reference is not None and self.writer is not None:
+                self.hr_features_cached = load_features_cache(self._path(reference_digest))
+                if self.hr_features_cached is None:
+                    # Only statistics cached: the bootstrap needs HR features, so recompute them.
+                    log.info("%s: cached HR statistics have no cached features; recomputing HR", name)
+                    self.reference = None
 
     def _path(self, digest: str) -> Path:
         return stats_path(digest, self.ext.name, self.ext.mode, self.cache_root)
@@ -269,6 +371,8 @@ class FID:
         if self._pending[which]:
             feats = self.ext.features(self._pending[which])
             (self.sr if which == "sr" else self.hr).update(feats)
+            if self.writer is not None:
+                self.writer.append(which, feats)
             self._pending[which] = []
 
     def update(self, sr: torch.Tensor, hr: torch.Tensor | None) -> None:
@@ -277,6 +381,14 @@ class FID:
             self._push("hr", hr)
 
     def compute(self) -> dict[str, float]:
+        try:
+            return self._compute()
+        except BaseException:
+            if self.writer is not None:
+                self.writer.discard()
+            raise
+
+    def _compute(self) -> dict[str, float]:
         self._flush("sr")
         self._flush("hr")
         digest = set_digest(self._hr_digests) if self._hr_digests else self.reference_digest
@@ -303,7 +415,26 @@ class FID:
             log.warning(msg)
             warnings.warn(msg, stacklevel=2)
         value = frechet_distance(mu, sig, mu_r, sig_r, self.method)
+        if self.writer is not None:
+            self._write_features(digest)
         return {self.name: value, f"{self.name}_n": float(n), f"{self.name}_n_ref": float(n_ref)}
+
+    def _write_features(self, digest: str | None) -> None:
+        """Finalise the streamed features into the ``.npz`` (and cache HR features with the stats)."""
+        w = self.writer
+        source = "computed"
+        if self.reference is not None:  # HR statistics (and features) from the cache
+            source = "cache"
+            if self.hr_features_cached is not None and self._hr_digests:
+                feats, rows = self.hr_features_cached
+                for i in range(0, len(self._hr_digests), 256):  # flat memory: chunks of rows
+                    w.append("hr", feats[[rows[d] for d in self._hr_digests[i:i + 256]]])
+        elif self.use_cache and digest and w.rows["hr"] == len(self._hr_digests) > 0:
+            save_features_cache(self._path(digest), w.array("hr"), self._hr_digests)
+        if w.rows["hr"] not in (0, w.rows["sr"]):
+            log.warning("%s: %d SR vs %d HR feature rows; not paired", self.name, w.rows["sr"], w.rows["hr"])
+        w.finalize(hr_digest=np.asarray(self._hr_digests, dtype="<U64"), hr_source=source, preset=self.name,
+                   mode=self.ext.mode, extractor=self.ext.name, index=np.arange(w.rows["sr"]))
 
 
 def _fid(mode: str, name: str):
@@ -313,7 +444,9 @@ def _fid(mode: str, name: str):
                    batch_size=int(opts.get("fid_batch_size", 16)),
                    reference_digest=opts.get("fid_reference_digest"),
                    use_cache=bool(opts.get("fid_cache", True)),
-                   method=str(opts.get("fid_method", "eig")))
+                   method=str(opts.get("fid_method", "eig")),
+                   features_path=(Path(opts["fid_features_dir"]) / f"{name}_features.npz"
+                                  if opts.get("fid_features_dir") else None))
 
     return factory
 
@@ -334,7 +467,9 @@ for _name, _mode, _w, _resize in [
                      "stats": "float64 sums (mean, unbiased covariance)",
                      "trace_sqrt": "eigenvalues of sqrt(S1) S2 sqrt(S1) (= scipy sqrtm form to "
                                    "1e-7, ~2.5x faster, stable when rank-deficient); "
-                                   "options.fid_method=sqrtm for clean-fid's own function"},
+                                   "options.fid_method=sqrtm for clean-fid's own function",
+                     "per_image_features": "options.fid_features_dir -> <preset>_features.npz "
+                                           "(float32 SR/HR rows, for the bootstrap over images)"},
         factory=_fid(_mode, _name),
         description="Frechet Inception Distance between SR and HR sets; reports N",
     ))

@@ -205,13 +205,14 @@ def run_report(cfg: DictConfig) -> int:
     fig_cfg = _container(cfg.get("figures")) or {}
     lat = runs_mod.latest(runs, runs_mod.KEYS)
     per_image = runs_mod.per_image_table(runs) if stats_settings.enabled or fig_cfg.get("enabled") else {}
+    set_features = runs_mod.set_features_table(runs) if stats_settings.enabled else {}
     written: list[Path] = []
 
     lb = _container(cfg.leaderboard)
     if lb.get("enabled", True):
         table = leaderboard_table(runs, lb["columns"], style)
         table.show_ci = bool(lb.get("show_ci", True))
-        attach_stats(table, per_image, stats_settings)
+        attach_stats(table, per_image, stats_settings, set_features)
         title = f"srarena leaderboard — experiment `{cfg.tracking.experiment}`"
         written += write_table(table, out_dir / str(lb.get("basename", "leaderboard")), title)
         if lb.get("html", True):
@@ -241,7 +242,7 @@ def run_report(cfg: DictConfig) -> int:
             print(f"table {layout.name}: no matching runs (scale={layout.scale}, metrics={list(layout.metrics)}); skipped")
             continue
         if layout.stats:
-            attach_stats(t, per_image, stats_settings)
+            attach_stats(t, per_image, stats_settings, set_features)
         written += write_table(t, out_dir / "tables" / layout.name)
         print(f"table {layout.name}: {len(t.values)} row(s) × {len(t.columns)} column(s)")
 
@@ -263,4 +264,5 @@ def subset(table: tables.Table, rows: list) -> tables.Table:
         labels=pick(table.labels), values=pick(table.values), columns=table.columns, groups=None,
         ci_lo=pick(table.ci_lo), ci_hi=pick(table.ci_hi), p_vs_best=pick(table.p_vs_best), run_ids=pick(table.run_ids),
         title=table.title, notes=table.notes, alpha=table.alpha, test=table.test, show_ci=table.show_ci,
+        n=pick(table.n),
     )

@@ -61,6 +61,8 @@ class StatsSettings:
     confidence: float = 0.95
     alpha: float = 0.05
     test: str = "bootstrap"  # bootstrap | wilcoxon
+    # Resamples for set statistics (FID from a run's saved features): each one is an n x n SVD.
+    set_n_boot: int = 200
     # Per-image columns that are costs, not quality: a CI on them would only add noise.
     exclude: tuple[str, ...] = ("time_s", "time_per_image_s", "peak_memory_mb")
 
@@ -230,15 +232,19 @@ def leaderboard_table(runs: pd.DataFrame, columns: Sequence[str], style: Style =
     )
 
 
-def attach_stats(table: Table, per_image: Mapping[str, pd.DataFrame], settings: StatsSettings) -> Table:
+def attach_stats(table: Table, per_image: Mapping[str, pd.DataFrame], settings: StatsSettings,
+                 set_features: Mapping[str, Mapping[str, Any]] | None = None) -> Table:
     """Fill ``ci_lo``/``ci_hi``/``p_vs_best`` from per-image values, per column and group.
 
-    Columns without per-image values (set metrics such as FID, profiling numbers) stay empty.
+    Set metrics (FID) have no per-image values: their CI is a paired bootstrap over the images of
+    the run's saved features (``set_features``: run id -> metric -> ``<metric>_features.npz``),
+    and their N goes into ``table.n``; without features the CI stays empty (N is in the header).
+    Set-metric CIs get no p-value: the runs' image sets are not resampled jointly.
     """
     if not settings.enabled or table.run_ids is None:
         return table
     lo = pd.DataFrame(np.nan, index=table.values.index, columns=table.ids)
-    hi, p = lo.copy(), lo.copy()
+    hi, p, n = lo.copy(), lo.copy(), lo.copy()
     groups = table.groups if table.groups is not None else pd.Series(0, index=table.values.index)
     for col in table.columns:
         if col.key in settings.exclude:
@@ -250,6 +256,10 @@ def attach_stats(table: Table, per_image: Mapping[str, pd.DataFrame], settings: 
                 frame = per_image.get(str(rid)) if rid is not None else None
                 if frame is not None and col.key in frame.columns:
                     series[row] = pd.to_numeric(frame[col.key], errors="coerce").dropna()
+                elif rid is not None and set_features and col.key in set_features.get(str(rid), {}):
+                    ci = _set_ci(str(set_features[str(rid)][col.key]), settings)
+                    if ci is not None:
+                        lo.at[row, col.id], hi.at[row, col.id], n.at[row, col.id] = ci.lo, ci.hi, ci.n
             if not series:
                 continue
             res = st.compare_methods(series, bool(col.lower_better), test=settings.test, n_boot=settings.n_boot,
@@ -262,4 +272,31 @@ def attach_stats(table: Table, per_image: Mapping[str, pd.DataFrame], settings: 
     table.ci_lo, table.ci_hi, table.alpha = lo, hi, settings.alpha
     table.test = {"bootstrap": "paired bootstrap", "wilcoxon": "Wilcoxon signed-rank"}.get(settings.test, settings.test)
     table.p_vs_best = p if p.notna().any().any() else None
+    if n.notna().any().any():
+        table.n = n.dropna(axis=1, how="all")
+        table.notes = [*table.notes, f"Set statistics (FID): CI from a paired bootstrap over the N images of the run's "
+                       f"saved Inception features ({settings.set_n_boot} resamples); FID is biased upwards at small N, "
+                       "compare only at equal N."]
     return table
+
+
+_SET_CI_CACHE: dict[tuple, st.Interval | None] = {}
+
+
+def _set_ci(path: str, settings: StatsSettings) -> st.Interval | None:
+    """FID CI of one features file (cached: the same run appears in several tables)."""
+    import os
+
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    key = (path, mtime, settings.set_n_boot, settings.seed, settings.confidence)
+    if key not in _SET_CI_CACHE:
+        try:
+            _SET_CI_CACHE[key] = st.fid_features_ci(path, n_boot=settings.set_n_boot, seed=settings.seed,
+                                                    confidence=settings.confidence)
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("FID features %s unusable: %s", path, e)
+            _SET_CI_CACHE[key] = None
+    return _SET_CI_CACHE[key]

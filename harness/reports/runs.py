@@ -193,6 +193,29 @@ def per_image_table(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def set_metric_keys(runs: pd.DataFrame) -> list[str]:
+    """Set statistics in ``runs``: metrics logged with their N as ``<key>_n`` (``fid``, ``fid_n``)."""
+    return [c[:-2] for c in runs.columns if isinstance(c, str) and c.endswith("_n") and c[:-2] in runs.columns]
+
+
+def set_features_table(runs: pd.DataFrame) -> dict[str, dict[str, Path]]:
+    """``run_id -> {metric: <metric>_features.npz}`` for the runs that saved per-image features of
+    a set statistic (FID); runs without them are left out (their FID then shows N only)."""
+    keys = set_metric_keys(runs)
+    out: dict[str, dict[str, Path]] = {}
+    if not keys:
+        return out
+    for _, row in runs.iterrows():
+        run = row.to_dict()
+        for key in keys:
+            if pd.isna(run.get(key)):
+                continue
+            path = artifact_path(run, f"{key}_features.npz")
+            if path is not None:
+                out.setdefault(str(run["run_id"]), {})[key] = path
+    return out
+
+
 def numeric(value: Any) -> float:
     try:
         v = float(value)

@@ -41,10 +41,12 @@ def log_run(
     output_dir: Path | None = None,
     sr_images: Mapping[str, np.ndarray] | None = None,
     config: Mapping | None = None,
+    artifacts: Sequence[Path] = (),
 ) -> str:
     """One finished job run. ``per_image`` maps metric → values (ids ``img0..``); aggregates
     (``<m>``, ``<m>_std``, ``n_images``...) are computed from it as the runner does, then
-    ``metrics`` overrides or adds (e.g. ``fid``, ``steps``, ``flops_per_image_g``)."""
+    ``metrics`` overrides or adds (e.g. ``fid``, ``steps``, ``flops_per_image_g``); ``artifacts``:
+    more files to log as they are (e.g. a ``fid_features.npz`` from :func:`fid_features`)."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -90,8 +92,25 @@ def log_run(
 
         (out / "config.yaml").write_text(yaml.safe_dump(dict(config)))
         client.log_artifact(rid, str(out / "config.yaml"))
+    for path in artifacts:
+        client.log_artifact(rid, str(path))
     client.set_terminated(rid)
     return rid
+
+
+def fid_features(path: Path, n: int, *, dim: int = 64, shift: float = 0.5, seed: int = 0) -> tuple[Path, float]:
+    """A ``fid_features.npz`` shaped like the FID metric's (``sr``/``hr`` rows per image, float32)
+    with Gaussian features, SR shifted by ``shift``; returns the path and the FID of its rows."""
+    from harness.reports.stats import frechet_distance_gram
+
+    rng = np.random.default_rng(seed)
+    hr = rng.normal(0, 1, (n, dim)).astype(np.float32)
+    sr = (hr + rng.normal(shift, 0.5, (n, dim))).astype(np.float32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, sr=sr, hr=hr, hr_digest=np.asarray([f"synthetic{i}" for i in range(n)]), hr_source="computed",
+             preset="fid", mode="synthetic", extractor="gaussian", index=np.arange(n))
+    return path, frechet_distance_gram(sr, hr)
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:

@@ -43,7 +43,8 @@ class Table:
     ``values``: one float column per :class:`Column` id, same index; ``groups``: the ranking
     group of each row (marks are computed within a group; None = one group);
     ``ci_lo``/``ci_hi``/``p_vs_best``: optional frames shaped like ``values``;
-    ``run_ids``: which run each cell came from (for statistics and provenance).
+    ``run_ids``: which run each cell came from (for statistics and provenance);
+    ``n``: images behind a set statistic's CI (FID), per cell, where a CI was computed from features.
     """
 
     labels: pd.DataFrame
@@ -61,6 +62,7 @@ class Table:
     alpha: float = 0.05
     test: str = "paired bootstrap"
     show_ci: bool = False
+    n: pd.DataFrame | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -139,6 +141,14 @@ def half_width(table: Table, row, col_id: str) -> float:
         return math.nan
 
 
+def n_suffix(table: Table, row, col: Column) -> str:
+    """`` (N=…)`` after a set statistic whose CI came from features, unless the header has N."""
+    if table.n is None or col.id not in table.n.columns or "N=" in col.label:
+        return ""
+    v = table.n.at[row, col.id]
+    return "" if pd.isna(v) else f" (N={int(v)})"
+
+
 def header_text(col: Column, arrows: bool = True) -> str:
     a = arrow(col.lower_better) if arrows else ""
     return f"{col.label} {a}".strip()
@@ -180,6 +190,7 @@ def to_markdown(table: Table, *, with_legend: bool = True) -> str:
                 h = half_width(table, row, col.id)
                 if not math.isnan(h):
                     text += f" ± {h:.{digits}f}"
+            text += n_suffix(table, row, col)
             if m.at[row, col.id] == BEST:
                 text = f"**{text}**"
             elif m.at[row, col.id] == SECOND:
@@ -286,7 +297,8 @@ def to_frame(table: Table) -> pd.DataFrame:
     for col in table.columns:
         out[col.id] = table.values[col.id]
         out[f"{col.id}:mark"] = m[col.id]
-        for name, frame in (("ci_lo", table.ci_lo), ("ci_hi", table.ci_hi), ("p_vs_best", table.p_vs_best)):
+        for name, frame in (("ci_lo", table.ci_lo), ("ci_hi", table.ci_hi), ("p_vs_best", table.p_vs_best),
+                            ("n", table.n)):
             if frame is not None and col.id in frame.columns:
                 out[f"{col.id}:{name}"] = frame[col.id]
     return out
