@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from harness.degradations.resize import imresize
+from methods.base import MethodError
 from methods.sr3 import SR3
 from methods.state_dicts import CheckpointError, save_safetensors
 
@@ -60,3 +62,47 @@ def test_checkpoint_is_self_describing(tmp_path):
     save_safetensors(tmp_path / "other.safetensors", m.unet.state_dict(), meta)
     with pytest.raises(CheckpointError, match="other.safetensors.*does not fit"):
         SR3(weights=str(tmp_path / "other.safetensors"))
+
+
+def test_residual_target_round_trips():
+    """x_0 is (hr - bicubic_up(lr)) / residual_scale; the SR is bicubic_up(lr) + residual."""
+    m = SR3(**TINY, target="residual", residual_scale=0.05, prediction="x0")
+    lr, hr = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16)
+    _, target = m.training_pair(lr, hr, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(target, (hr - imresize(lr, scale=4, size=(16, 16))) / 0.05)
+    # A network that predicts a zero residual returns the bicubic upsample (clamped to [0, 1]:
+    # x_0 is clamped to the range that keeps the SR valid, and bicubic overshoots it).
+    torch.nn.init.zeros_(m.unet.conv_out.weight)
+    torch.nn.init.zeros_(m.unet.conv_out.bias)
+    lr = torch.rand(1, 3, 5, 7)  # 20x28: padded to the U-Net's multiple, then cropped
+    sr = m.upscale(lr, 4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sr, imresize(lr, scale=4, size=(20, 28)).clamp(0, 1), atol=1e-5, rtol=0)
+    # Untrained (eps) nets: the clamped x_0 keeps the SR inside [0, 1].
+    sr = SR3(**TINY, target="residual").upscale(lr, 4, torch.Generator().manual_seed(0))
+    assert sr.shape == (1, 3, 20, 28) and sr.min() >= -1e-5 and sr.max() <= 1 + 1e-5
+    with pytest.raises(MethodError, match="target"):
+        SR3(**TINY, target="latent")
+    with pytest.raises(MethodError, match="residual_scale"):
+        SR3(**TINY, target="residual", residual_scale=0.0)
+
+
+def test_checkpoint_records_the_target(tmp_path):
+    m = SR3(**TINY, target="residual", residual_scale=0.08)
+    meta = m.checkpoint_metadata()
+    assert meta["target"] == "residual" and meta["residual_scale"] == 0.08
+    assert SR3(**TINY).checkpoint_metadata()["target"] == "image"  # the default: SR3 as published
+    save_safetensors(tmp_path / "res.safetensors", m.unet.state_dict(), meta)
+    # The file wins over the YAML's target / residual_scale.
+    loaded = SR3(weights=str(tmp_path / "res.safetensors"), sampler=TINY["sampler"], target="image", residual_scale=1.0)
+    assert loaded.target == "residual" and loaded.residual_scale == 0.08
+    lr = torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(
+        loaded.upscale(lr, 4, torch.Generator().manual_seed(3)), m.upscale(lr, 4, torch.Generator().manual_seed(3))
+    )
+    # Files written before `target` existed hold image-space models, whatever the YAML says.
+    old = {k: v for k, v in meta.items() if k not in ("target", "residual_scale")}
+    save_safetensors(tmp_path / "old.safetensors", m.unet.state_dict(), old)
+    assert SR3(weights=str(tmp_path / "old.safetensors"), target="residual").target == "image"
+    save_safetensors(tmp_path / "bad.safetensors", m.unet.state_dict(), meta | {"target": "latent"})
+    with pytest.raises(CheckpointError, match="bad.safetensors.*latent"):
+        SR3(weights=str(tmp_path / "bad.safetensors"))
