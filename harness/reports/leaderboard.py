@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -41,8 +41,9 @@ def build_table(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return lat[KEYS + present].sort_values(["dataset", "scale", "method"]).reset_index(drop=True)
 
 
-def style_for(extra_lower: Iterable[str] = ()) -> Style:
-    return Style(directions={"lower": [*DEFAULT_LOWER, *extra_lower], "higher": list(DEFAULT_HIGHER)})
+def style_for(extra_lower: Iterable[str] = (), precision: Mapping[str, int] | None = None) -> Style:
+    return Style(directions={"lower": [*DEFAULT_LOWER, *extra_lower], "higher": list(DEFAULT_HIGHER)},
+                 precision=dict(precision or {}))
 
 
 def to_markdown(table: pd.DataFrame, extra_lower: Iterable[str] = ()) -> str:
@@ -61,7 +62,8 @@ def publish_leaderboard(cfg: DictConfig, parent_run_id: str | None = None) -> Pa
         return None
     lb = cfg.leaderboard
     columns = list(OmegaConf.select(cfg, "metrics.presets", default=[])) + list(lb.extra_columns)
-    table = leaderboard_table(runs, list(dict.fromkeys(columns)), style_for(lb.lower_better))
+    precision = OmegaConf.to_container(lb.precision) if "precision" in lb else None
+    table = leaderboard_table(runs, list(dict.fromkeys(columns)), style_for(lb.lower_better, precision))
     md = tables.to_markdown(table, with_legend=False)
     out = Path(cfg.paths.reports).expanduser() / str(lb.filename)
     out.parent.mkdir(parents=True, exist_ok=True)
