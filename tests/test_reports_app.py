@@ -95,7 +95,7 @@ def test_fid_gets_a_bootstrap_ci_and_n_from_a_features_artifact(tmp_path):
     for k in range(2):
         with initialize_config_dir(str(CONF), version_base="1.3"):
             cfg = compose("report", overrides=[f"tracking.uri={uri}", f"out_dir={tmp_path / f'r{k}'}", f"paths.outputs={tmp_path}",
-                                               "stats.n_boot=100", "+stats.set_n_boot=100", "figures.enabled=false",
+                                               "stats.n_boot=100", "stats.set_n_boot=100", "figures.enabled=false",
                                                "leaderboard.html=false", "tables=[]"])
         assert run_report(cfg) == 0
         outs.append(tmp_path / f"r{k}")
