@@ -11,10 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from harness import tracking
-from harness.errors import ConfigError
-from harness.runner import Runner
-from harness.weights import set_weights_dir
+from srarena.harness import tracking
+from srarena.harness.errors import ConfigError
+from srarena.harness.runner import Runner
+from srarena.harness.weights import set_weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def run(cfg: DictConfig) -> int:
         )
         log.info("MLflow run %s in %s", run_id, tracking.tracking_uri(cfg))
         if not multirun and cfg.leaderboard.print_after_run:
-            from harness.reports.leaderboard import publish_leaderboard
+            from srarena.harness.reports.leaderboard import publish_leaderboard
 
             publish_leaderboard(cfg)
     summary = {k: round(v, 4) for k, v in result.aggregates.items() if not k.endswith("_std")}

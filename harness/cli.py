@@ -2,7 +2,7 @@
 
 Each command has a primary config ``conf/<command>.yaml`` and a function ``(cfg) -> exit code``.
 Hydra has no sub-commands, so the first word selects the app before Hydra parses the rest.
-Errors meant for users (:class:`harness.errors.SrarenaError`, missing weights, bad method
+Errors meant for users (:class:`srarena.harness.errors.SrarenaError`, missing weights, bad method
 configuration) are printed as one clear message with exit code 2, never as a traceback.
 """
 
@@ -14,16 +14,18 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from srarena import PACKAGE_ROOT
+
+CONF_DIR = PACKAGE_ROOT / "conf"
 
 # command -> (primary config, "module:function")
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("run", "harness.app:run"),
-    "prepare": ("prepare", "harness.prepare:run_prepare"),
-    "train": ("train", "harness.training.app:run_train"),
-    "report": ("report", "harness.reports.app:run_report"),
-    "gate": ("gate", "harness.reports.gate:run_gate"),
-    "weights": ("weights", "harness.weights_cli:run_weights"),
+    "run": ("run", "srarena.harness.app:run"),
+    "prepare": ("prepare", "srarena.harness.prepare:run_prepare"),
+    "train": ("train", "srarena.harness.training.app:run_train"),
+    "report": ("report", "srarena.harness.reports.app:run_report"),
+    "gate": ("gate", "srarena.harness.reports.gate:run_gate"),
+    "weights": ("weights", "srarena.harness.weights_cli:run_weights"),
 }
 # Positional words some commands take, turned into an override (`weights status` -> action=status).
 POSITIONAL = {"weights": "action", "gate": "action"}
@@ -65,9 +67,9 @@ def load_command(target: str) -> Callable:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from harness.errors import SrarenaError
-    from harness.weights import MissingWeightsError
-    from methods.base import MethodError
+    from srarena.harness.errors import SrarenaError
+    from srarena.harness.weights import MissingWeightsError
+    from srarena.methods.base import MethodError
 
     errors: list[type[BaseException]] = [SrarenaError, MissingWeightsError, MethodError]
     try:
@@ -83,7 +85,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def _explain(e: BaseException) -> str:
     # Hydra wraps errors raised in a _target_'s constructor; show the user's error, not the wrapper.
     cause = e.__cause__ or e.__context__
-    from harness.errors import SrarenaError
+    from srarena.harness.errors import SrarenaError
 
     while cause is not None and not isinstance(cause, SrarenaError) and (cause.__cause__ or cause.__context__):
         cause = cause.__cause__ or cause.__context__

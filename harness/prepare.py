@@ -25,14 +25,14 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from harness.data.io import ImageReadError, file_sha256, is_image, pixel_sha256, quantise, read_image, to_tensor, write_png
-from harness.degradations.errors import DegradationInputError
-from harness.degradations.pipeline import degrade_one
-from harness.degradations.presets import Preset, load_preset
-from harness.degradations.records import from_row, record_fields, to_row
-from harness.degradations.sampling import sample_record
-from harness.degradations.seeding import make_generator, randint
-from harness.errors import ConfigError, DataError
+from srarena.harness.data.io import ImageReadError, file_sha256, is_image, pixel_sha256, quantise, read_image, to_tensor, write_png
+from srarena.harness.degradations.errors import DegradationInputError
+from srarena.harness.degradations.pipeline import degrade_one
+from srarena.harness.degradations.presets import Preset, load_preset
+from srarena.harness.degradations.records import from_row, record_fields, to_row
+from srarena.harness.degradations.sampling import sample_record
+from srarena.harness.degradations.seeding import make_generator, randint
+from srarena.harness.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +152,13 @@ def settings_from_config(cfg: DictConfig) -> PrepareSettings:
         root = Path(str(src.hr_dir)).expanduser().resolve()
         kind, sname, files = "folder", root.name, _source_files(root)
     elif src.get("dataset"):
-        from harness.data import manifests
+        from srarena.harness.data import manifests
 
         m = manifests.load(str(src.dataset))
         files = manifests.hr_files(m, data_root)
         kind, sname, root = "dataset", m.name, manifests.raw_root(m, data_root)
     elif src.get("embedded"):
-        from harness.data.embedded import ensure_embedded  # lazily: builds the set on first use
+        from srarena.harness.data.embedded import ensure_embedded  # lazily: builds the set on first use
 
         root = Path(ensure_embedded(data_root, str(src.embedded)))
         kind, sname, files = "embedded", f"embedded_{src.embedded}", _source_files(root)
@@ -241,7 +241,7 @@ def _dataset_yaml(s: PrepareSettings, n_pairs: int) -> str:
         "source": {"kind": s.source_kind, "name": s.source_name, "root": str(s.source_root)},
         "crop": {"size": s.crop_size, "per_image": s.per_image},
         "limit": s.limit,
-        "hashes": "sha256 of decoded uint8 pixels and shape (harness.data.io.pixel_sha256)",
+        "hashes": "sha256 of decoded uint8 pixels and shape (srarena.harness.data.io.pixel_sha256)",
         "made_by": "srarena prepare",
     }
     return yaml.safe_dump(doc, sort_keys=False)

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness.data.io import ImageReadError, pixel_sha256, quantise, to_tensor, write_png
-from harness.data.paired import Pair, PairedFolderDataset
-from harness.errors import DataError
-from harness.metrics.evaluator import Evaluator
-from harness.profiling import measure
-from methods.base import MethodError, SRMethod
+from srarena.harness.data.io import ImageReadError, pixel_sha256, quantise, to_tensor, write_png
+from srarena.harness.data.paired import Pair, PairedFolderDataset
+from srarena.harness.errors import DataError
+from srarena.harness.metrics.evaluator import Evaluator
+from srarena.harness.profiling import measure
+from srarena.methods.base import MethodError, SRMethod
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Runner:
         metric_batch: int = 8,
         count_flops: bool = True,
     ) -> None:
-        from harness.metrics.registry import MetricContext
+        from srarena.harness.metrics.registry import MetricContext
 
         self.method = method
         self.method_name = method_name
@@ -141,7 +141,7 @@ class Runner:
 
     def _profile(self, pair: Pair) -> dict[str, float]:
         """Params, active params and FLOPs of one image (an extra, untimed call of the method)."""
-        from harness.profiling import profile_flops
+        from srarena.harness.profiling import profile_flops
 
         lr = to_tensor(pair.lr).to(self.device)
         try:

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from srarena import PACKAGE_ROOT, __version__
+
 log = logging.getLogger(__name__)
 
 SWEEP_TAG = "srarena.sweep_dir"
@@ -80,7 +82,9 @@ def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, 
 
 def git_commit() -> str:
     try:
-        repo = Path(__file__).resolve().parents[1]
+        repo = PACKAGE_ROOT
+        if not (repo / ".git").exists():  # installed from a wheel: the release is the version
+            return f"release-{__version__}"
         out = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
         )

@@ -1,6 +1,6 @@
 """``srarena weights status|fetch``: list every registered weight file, or download the missing.
 
-Metrics register their files when ``harness.metrics`` loads its presets; methods register theirs
+Metrics register their files when ``srarena.harness.metrics`` loads its presets; methods register theirs
 at import, so every module under the ``methods`` package is imported first (a module that fails to
 import is reported, not fatal: status must work on a machine missing a method's dependency).
 """
@@ -13,22 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.weights import (
+from srarena.harness.weights import (
     fetch_weights, registered_weights, set_weights_dir, weight_status, weights_dir,
 )
 
 
 def load_all_specs() -> list[str]:
     """Import metric presets and every ``methods`` module; returns import problems."""
-    from harness.metrics.registry import available_metrics
+    from srarena.harness.metrics.registry import available_metrics
 
     available_metrics()
     problems: list[str] = []
     try:
-        import methods
+        from srarena import methods
     except ImportError as e:  # pragma: no cover - methods package is part of the repo
         return [f"methods: {e}"]
-    for info in pkgutil.walk_packages(methods.__path__, prefix="methods."):
+    for info in pkgutil.walk_packages(methods.__path__, prefix="srarena.methods."):
         try:
             importlib.import_module(info.name)
         except Exception as e:  # any failure: report and carry on

@@ -1,1 +1,1 @@
-"""SR methods behind one protocol (:mod:`methods.base`), one module per method family."""
+"""SR methods behind one protocol (:mod:`srarena.methods.base`), one module per method family."""

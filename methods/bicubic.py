@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.degradations.resize import imresize
-from methods.base import BaseMethod, register_method
+from srarena.harness.degradations.resize import imresize
+from srarena.methods.base import BaseMethod, register_method
 
 
 @register_method("bicubic")

@@ -26,8 +26,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from harness.weights import MissingWeightsError, WeightSpec, candidates, find_weights, register_weights
-from methods.base import BaseMethod, CostModel, MethodError, register_method
+from srarena.harness.weights import MissingWeightsError, WeightSpec, candidates, find_weights, register_weights
+from srarena.methods.base import BaseMethod, CostModel, MethodError, register_method
 
 log = logging.getLogger(__name__)
 

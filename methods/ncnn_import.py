@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.weights import WeightSpec, register_weights
-from methods.state_dicts import READERS, CheckpointError, StateDict
+from srarena.harness.weights import WeightSpec, register_weights
+from srarena.methods.state_dicts import READERS, CheckpointError, StateDict
 
 MAGIC = 7767517
 TAG_FP16, TAG_FP32, TAG_INT8 = 0x01306B47, 0x0002C056, 0x000D4B38

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.weights import WeightSpec, register_weights
-import methods.ncnn_import  # noqa: F401  (registers the ncnn .param reader)
-from methods.base import BaseMethod, CostModel, MethodError, register_method
-from methods.state_dicts import CheckpointError, StateDict, load_into, locate, read_state_dict
-from methods.tiling import TileConfig, maybe_tiled
+from srarena.harness.weights import WeightSpec, register_weights
+import srarena.methods.ncnn_import  # noqa: F401  (registers the ncnn .param reader)
+from srarena.methods.base import BaseMethod, CostModel, MethodError, register_method
+from srarena.methods.state_dicts import CheckpointError, StateDict, load_into, locate, read_state_dict
+from srarena.methods.tiling import TileConfig, maybe_tiled
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ class RRDBNetMethod(BaseMethod):
         sr = maybe_tiled(self.net, x, scale, self.tiling, align=align)
         return sr[..., : h * scale, : w * scale]
 
-    # -- training (harness.training.TrainableMethod) -----------------------------------------
+    # -- training (srarena.harness.training.TrainableMethod) -----------------------------------------
     def trainable_module(self) -> nn.Module:
         return self.net
 

@@ -1,6 +1,6 @@
 """SR3 (Saharia et al., 2021): pixel-space conditional DDPM for super-resolution.
 
-The denoiser is the DDPM U-Net (:mod:`methods.diffusion.unet`) fed ``concat(x_t, bicubic(lr))``
+The denoiser is the DDPM U-Net (:mod:`srarena.methods.diffusion.unet`) fed ``concat(x_t, bicubic(lr))``
 in [-1, 1]; it is trained to predict the noise and sampled with the shared DDPM/DDIM sampler.
 One deliberate simplification, documented because it changes what a checkpoint means: SR3
 conditions on the continuous noise level sqrt(alpha_bar) and samples it between grid points in
@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.degradations.resize import imresize
-from methods.base import BaseMethod, CostModel, MethodError, register_method
-from methods.diffusion import DDPMUNet, UNetConfig, make_schedule, sample
-from methods.diffusion.schedules import Prediction
-from methods.state_dicts import CheckpointError, load_into, locate, read_state_dict
+from srarena.harness.degradations.resize import imresize
+from srarena.methods.base import BaseMethod, CostModel, MethodError, register_method
+from srarena.methods.diffusion import DDPMUNet, UNetConfig, make_schedule, sample
+from srarena.methods.diffusion.schedules import Prediction
+from srarena.methods.state_dicts import CheckpointError, load_into, locate, read_state_dict
 
 Target = Literal["image", "residual"]
 TARGETS: tuple[str, ...] = ("image", "residual")
@@ -147,7 +147,7 @@ class SR3(BaseMethod):
         res = sample(denoise_x0, shape, self.schedule, generator, prediction="x0", clip_x0=False, **run)  # type: ignore[arg-type]
         return (up + self.residual_scale * res)[..., : h * scale, : w * scale].float()
 
-    # -- training (harness.training.TrainableMethod) -----------------------------------------
+    # -- training (srarena.harness.training.TrainableMethod) -----------------------------------------
     def trainable_module(self) -> nn.Module:
         return self.unet
 

@@ -16,7 +16,8 @@ from typing import Callable, Mapping
 
 import torch
 
-from methods.base import MethodError
+from srarena import PACKAGE_ROOT
+from srarena.methods.base import MethodError
 
 StateDict = dict[str, torch.Tensor]
 
@@ -52,7 +53,7 @@ def _read_torch(path: Path) -> tuple[StateDict, dict[str, str]]:
     return unwrap_state_dict(obj, path), {}
 
 
-#: Readers by file suffix; other modules (e.g. :mod:`methods.ncnn_import`) add theirs.
+#: Readers by file suffix; other modules (e.g. :mod:`srarena.methods.ncnn_import`) add theirs.
 READERS: dict[str, Callable[[Path], tuple[StateDict, dict[str, str]]]] = {
     ".safetensors": _read_safetensors,
     ".pth": _read_torch,
@@ -134,23 +135,22 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], path: 
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def locate(ref: str) -> Path:
-    """A weight reference from a config: a registered :class:`~harness.weights.WeightSpec` key
+    """A weight reference from a config: a registered :class:`~srarena.harness.weights.WeightSpec` key
     (resolved through the weights directory), or a file path (absolute, relative to the working
     directory, or relative to the repository for the committed demo checkpoints)."""
-    from harness.weights import registered_weights, resolve_weights
+    from srarena.harness.weights import registered_weights, resolve_weights
 
     spec = registered_weights().get(ref)
     if spec is not None:
         return resolve_weights(spec)
     path = Path(ref).expanduser()
-    for candidate in (path, REPO_ROOT / path):
+    for candidate in (path, PACKAGE_ROOT / path):
         if candidate.is_file():
             return candidate
     raise CheckpointError(
         f"weights {ref!r}: neither a registered weight key nor an existing file "
-        f"(looked at {path.resolve()} and {REPO_ROOT / path}); `srarena weights status` lists keys"
+        f"(looked at {path.resolve()} and {PACKAGE_ROOT / path}); `srarena weights status` lists keys"
     )

@@ -28,7 +28,7 @@ def workdir(tmp_path_factory):
 def srarena(workdir, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     root, env = workdir
     exe = shutil.which("srarena")
-    cmd = [exe] if exe else [sys.executable, "-m", "harness.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "srarena.harness.cli"]
     return subprocess.run([*cmd, *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -51,7 +51,7 @@ def test_default_run_end_to_end(workdir, basicsr):
     run = jobs.iloc[0]
     assert run["tags.method"] == "bicubic" and run["tags.dataset"] == "embedded" and run["tags.scale"] == "4"
     assert run["tags.git_commit"] and run["tags.dataset_hash"] and "crop_border=4" in run["tags.metric.psnr_y"]
-    assert run["params.method._target_"] == "methods.bicubic.Bicubic"
+    assert run["params.method._target_"] == "srarena.methods.bicubic.Bicubic"
 
     out_dir = Path(run["tags.output_dir"])
     with open(out_dir / "per_image.csv") as f:

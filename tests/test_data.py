@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.data.embedded import ensure_embedded, load_manifest
-from harness.data.io import ImageReadError, pixel_sha256, read_image, write_png
-from harness.data.paired import PairedFolderDataset, PairError, bicubic_lr, modcrop
-from harness.errors import DataError
+from srarena.harness.data.embedded import ensure_embedded, load_manifest
+from srarena.harness.data.io import ImageReadError, pixel_sha256, read_image, write_png
+from srarena.harness.data.paired import PairedFolderDataset, PairError, bicubic_lr, modcrop
+from srarena.harness.errors import DataError
 
 
 def test_pairs_by_stem_not_by_order(tmp_path, photos):
@@ -110,8 +110,8 @@ def test_embedded_manifest_and_build(tmp_path):
 
 def test_manifest_dataset_pairs_realsr_layout(tmp_path, photos):
     """RealSR keeps HR and LR side by side (Canon_001_HR.png / Canon_001_LR4.png)."""
-    from harness.data.manifests import MissingDatasetError
-    from harness.data.paired import manifest_dataset
+    from srarena.harness.data.manifests import MissingDatasetError
+    from srarena.harness.data.paired import manifest_dataset
 
     with pytest.raises(MissingDatasetError, match="RealSR"):
         manifest_dataset("realsr_v3", tmp_path, 4, part="Canon")

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.degradations.filters import filter2d, usm_sharpen
-from harness.degradations.jpeg import jpeg_compress
-from harness.degradations.kernels import build_kernel
-from harness.degradations.noise import gaussian_noise, poisson_noise
+from srarena.harness.degradations.filters import filter2d, usm_sharpen
+from srarena.harness.degradations.jpeg import jpeg_compress
+from srarena.harness.degradations.kernels import build_kernel
+from srarena.harness.degradations.noise import gaussian_noise, poisson_noise
 
 
 def _t(img: np.ndarray) -> torch.Tensor:

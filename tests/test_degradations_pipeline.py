@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from harness.degradations.errors import DegradationInputError
-from harness.degradations.pipeline import degrade, degrade_one, kernel_from_record
-from harness.degradations.presets import load_preset
-from harness.degradations.records import from_row, to_row
-from harness.degradations.resize import imresize
-from harness.degradations.sampling import sample_record
+from srarena.harness.degradations.errors import DegradationInputError
+from srarena.harness.degradations.pipeline import degrade, degrade_one, kernel_from_record
+from srarena.harness.degradations.presets import load_preset
+from srarena.harness.degradations.records import from_row, to_row
+from srarena.harness.degradations.resize import imresize
+from srarena.harness.degradations.sampling import sample_record
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "degradation"
 

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from scipy import stats
 
-from harness.degradations.errors import DegradationConfigError
-from harness.degradations.presets import BicubicPreset, SecondOrderPreset, load_preset
-from harness.degradations.records import from_row, to_row
-from harness.degradations.sampling import sample_record
-from harness.degradations.seeding import derive_seed
+from srarena.harness.degradations.errors import DegradationConfigError
+from srarena.harness.degradations.presets import BicubicPreset, SecondOrderPreset, load_preset
+from srarena.harness.degradations.records import from_row, to_row
+from srarena.harness.degradations.sampling import sample_record
+from srarena.harness.degradations.seeding import derive_seed
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 N_DRAWS = 3000

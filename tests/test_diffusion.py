@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.diffusion import DDPMUNet, UNetConfig, make_schedule, sample, timestep_sequence
+from srarena.methods.diffusion import DDPMUNet, UNetConfig, make_schedule, sample, timestep_sequence
 
 
 def test_linear_schedule_matches_ho_et_al():

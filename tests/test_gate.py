@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.reports import gate, synthetic
+from srarena.harness.reports import gate, synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -101,7 +101,7 @@ def test_update_then_check_then_injected_regression_via_mlflow(tmp_path, capsys)
 
 
 def test_gate_errors_are_user_errors(tmp_path):
-    from harness.errors import ConfigError
+    from srarena.harness.errors import ConfigError
 
     with pytest.raises(ConfigError, match="does not exist"):
         gate.run_gate(_cfg([f"baselines_dir={tmp_path}", f"paths.outputs={tmp_path}"]))
@@ -127,7 +127,7 @@ def test_default_benchmark_passes_the_committed_baseline(tmp_path, data_dir, mon
     monkeypatch.chdir(tmp_path)
     synthetic.new_store(tmp_path / "outputs")  # an empty, migrated store: saves MLflow's ~10 s schema setup
     # `srarena` with no arguments, in-process (the real CLI and Hydra app; no interpreter start-up)
-    from harness import cli
+    from srarena.harness import cli
 
     with pytest.raises(SystemExit) as done:
         cli.main(["runner.progress=false"])

@@ -107,8 +107,8 @@ class DevTools:
 def report_dir(tmp_path_factory) -> Path:
     from hydra import compose, initialize_config_dir
 
-    from harness.reports import synthetic
-    from harness.reports.app import run_report
+    from srarena.harness.reports import synthetic
+    from srarena.harness.reports.app import run_report
 
     root = tmp_path_factory.mktemp("html")
     uri = synthetic.demo_store(root)

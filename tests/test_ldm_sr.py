@@ -9,9 +9,9 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from harness.weights import MissingWeightsError, registered_weights  # noqa: E402
-from methods.ldm_sr import LDMSR, REAL_CONFIG, build_pipeline  # noqa: E402
-from methods.base import MethodError  # noqa: E402
+from srarena.harness.weights import MissingWeightsError, registered_weights  # noqa: E402
+from srarena.methods.ldm_sr import LDMSR, REAL_CONFIG, build_pipeline  # noqa: E402
+from srarena.methods.base import MethodError  # noqa: E402
 
 TINY = {
     "unet": {

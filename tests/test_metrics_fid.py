@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.metrics import fid as F
-from harness.metrics.registry import MetricContext
+from srarena.harness.metrics import fid as F
+from srarena.harness.metrics.registry import MetricContext
 
 
 def _gauss(rng, n, d, shift=0.0, scale=1.0):
@@ -196,8 +196,8 @@ def test_fid_clean_runs_end_to_end_with_standin_weights_values_not_checked(stand
     and TorchScript wrapper, streaming, caching and the evaluator's output keys. The stand-in
     network is random, so the value means nothing; the 2048-d sqrtm is replaced by the (tested)
     diagonal closed form to keep the test fast."""
-    from harness.metrics import standins
-    from harness.metrics.evaluator import Evaluator
+    from srarena.harness.metrics import standins
+    from srarena.harness.metrics.evaluator import Evaluator
 
     standins.write_torchscript_inception(standin_env / "weights" / "inception-2015-12-05.pt")
     monkeypatch.setattr(F, "frechet_distance", lambda m1, s1, m2, s2, method="sqrtm": float(
@@ -222,8 +222,8 @@ def test_fid_features_file_through_the_evaluator_with_standin_weights(standin_en
     """``options.fid_features_dir`` (what the runner passes): ``fid_features.npz`` holds N x 2048
     float32 SR and HR rows and the FID recomputed from them is the reported ``fid`` (with the
     same diagonal stand-in for the 2048-d trace as above; the full form is tested in stats)."""
-    from harness.metrics import standins
-    from harness.metrics.evaluator import Evaluator
+    from srarena.harness.metrics import standins
+    from srarena.harness.metrics.evaluator import Evaluator
 
     def diag_fd(m1, s1, m2, s2, method="sqrtm"):
         return float(np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(np.clip(np.diag(s1), 0, None))
@@ -248,7 +248,7 @@ def test_fid_features_file_through_the_evaluator_with_standin_weights(standin_en
 
 
 def test_fid_missing_weights_skip_names_the_file(standin_env):
-    from harness.metrics.evaluator import Evaluator
+    from srarena.harness.metrics.evaluator import Evaluator
 
     ev = Evaluator(["fid", "fid_legacy_pytorch"], MetricContext())
     assert "inception-2015-12-05.pt" in ev.skipped["fid"]
@@ -259,7 +259,7 @@ def test_fid_missing_weights_skip_names_the_file(standin_env):
 def test_fid_legacy_pytorch_loads_resolved_state_dict_standin_values_not_checked(standin_env):
     """clean-fid's legacy_pytorch network loads our resolved file (through a throw-away hub
     dir), not a download; features have the Inception pool3 shape."""
-    from harness.metrics import standins
+    from srarena.harness.metrics import standins
 
     standins.write_pt_inception(standin_env / "weights" / "pt_inception-2015-12-05-6726825d.pth")
     ext = F.build_extractor("legacy_pytorch")
@@ -275,7 +275,7 @@ def test_fid_legacy_pytorch_loads_resolved_state_dict_standin_values_not_checked
 def test_fid_clean_matches_cleanfid_folder_api(calibration_dir, tmp_path, monkeypatch):
     """With the real TorchScript Inception: the streamed value equals clean-fid's own
     ``compute_fid(dist, ref, mode='clean')`` on the calibration folders (rtol 1e-3)."""
-    from harness.weights import find_weights
+    from srarena.harness.weights import find_weights
 
     path = find_weights(F.TORCHSCRIPT_INCEPTION)
     if path is None:

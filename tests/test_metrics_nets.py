@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.metrics.registry import MetricContext, create_metric
-from harness.weights import find_weights
+from srarena.harness.metrics.registry import MetricContext, create_metric
+from srarena.harness.weights import find_weights
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_lpips_standin_backbone_agrees_with_torchmetrics_values_not_calibrated(e
     """The same (random) AlexNet in the torch hub cache feeds torchmetrics' LPIPS and ours:
     equal values prove our backbone mapping, heads, scaling and [-1,1] convention match
     torchmetrics (which loads the backbone itself). Absolute values mean nothing."""
-    from harness.metrics import standins
+    from srarena.harness.metrics import standins
 
     tm = pytest.importorskip("torchmetrics.image.lpip")
     standins.write_torchvision("alexnet", env / "torch" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
@@ -52,8 +52,8 @@ def test_lpips_standin_backbone_agrees_with_torchmetrics_values_not_calibrated(e
 
 
 def test_musiq_runs_end_to_end_with_standin_weights_values_not_checked(env):
-    from harness.metrics import standins
-    from harness.metrics.evaluator import Evaluator
+    from srarena.harness.metrics import standins
+    from srarena.harness.metrics.evaluator import Evaluator
 
     standins.write_musiq(env / "weights" / "musiq_koniq_ckpt-e95806b9.pth")
     ev = Evaluator(["musiq"], MetricContext())
@@ -63,7 +63,7 @@ def test_musiq_runs_end_to_end_with_standin_weights_values_not_checked(env):
 
 
 def test_missing_weights_are_skipped_with_the_file_name(env):
-    from harness.metrics.evaluator import Evaluator
+    from srarena.harness.metrics.evaluator import Evaluator
 
     ev = Evaluator(["psnr_y", "lpips", "lpips_vgg", "musiq"], MetricContext())
     assert ev.skipped["lpips"].startswith("missing weight file 'alexnet-owt-7be5be79.pth'")
@@ -81,7 +81,7 @@ def _calibration(calibration_dir, row):
 
 
 def test_lpips_matches_official_row(calibration_dir):
-    from harness.metrics.perceptual import BACKBONES
+    from srarena.harness.metrics.perceptual import BACKBONES
 
     if find_weights(BACKBONES["alex"]) is None:
         pytest.skip("missing weight file alexnet-owt-7be5be79.pth (srarena weights status)")
@@ -91,7 +91,7 @@ def test_lpips_matches_official_row(calibration_dir):
 
 
 def test_musiq_matches_official_row(calibration_dir):
-    from harness.metrics.musiq import MUSIQ_KONIQ
+    from srarena.harness.metrics.musiq import MUSIQ_KONIQ
 
     if find_weights(MUSIQ_KONIQ) is None:
         pytest.skip("missing weight file musiq_koniq_ckpt-e95806b9.pth (srarena weights status)")

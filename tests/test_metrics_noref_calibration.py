@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.metrics.registry import MetricContext, create_metric, get_spec
+from srarena.harness.metrics.registry import MetricContext, create_metric, get_spec
 
 
 @pytest.fixture(autouse=True)

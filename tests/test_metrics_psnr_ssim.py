@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data.io import read_image
-from harness.data.paired import bicubic_lr
-from harness.degradations.resize import imresize
-from harness.metrics.registry import MetricContext, available_metrics, create_metric, get_spec
+from srarena.harness.data.io import read_image
+from srarena.harness.data.paired import bicubic_lr
+from srarena.harness.degradations.resize import imresize
+from srarena.harness.metrics.registry import MetricContext, available_metrics, create_metric, get_spec
 
 
 def _t(img: np.ndarray) -> torch.Tensor:

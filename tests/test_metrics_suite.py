@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from harness.metrics.evaluator import Evaluator
-from harness.metrics.registry import MetricContext, available_metrics, get_spec
+from srarena.harness.metrics.evaluator import Evaluator
+from srarena.harness.metrics.registry import MetricContext, available_metrics, get_spec
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "metrics"
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.weights import find_weights, registered_weights
-from methods.ncnn_import import parse_param, read_ncnn_rrdbnet
-from methods.rrdbnet import RRDBNetMethod, load_rrdbnet
-from methods.state_dicts import CheckpointError
+from srarena.harness.weights import find_weights, registered_weights
+from srarena.methods.ncnn_import import parse_param, read_ncnn_rrdbnet
+from srarena.methods.rrdbnet import RRDBNetMethod, load_rrdbnet
+from srarena.methods.state_dicts import CheckpointError
 
 
 def wheel_models() -> Path:
@@ -89,11 +89,11 @@ def test_beats_bicubic_on_niqe_of_embedded_eval(x4plus_method, tmp_path):
 
     Five passes of the full 16.7M network (~11 s on 2 CPU cores). Measured: 5.71 vs 8.01.
     """
-    from harness.data.embedded import ensure_embedded
-    from harness.data.io import quantise, read_image, to_tensor
-    from harness.degradations.resize import imresize
-    from harness.metrics.registry import MetricContext, create_metric
-    from methods.bicubic import Bicubic
+    from srarena.harness.data.embedded import ensure_embedded
+    from srarena.harness.data.io import quantise, read_image, to_tensor
+    from srarena.harness.degradations.resize import imresize
+    from srarena.harness.metrics.registry import MetricContext, create_metric
+    from srarena.methods.bicubic import Bicubic
 
     niqe = create_metric("niqe", MetricContext(scale=4))
     folder = ensure_embedded(tmp_path / "data", "eval")

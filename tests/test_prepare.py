@@ -14,13 +14,13 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from harness.data.io import read_image, to_tensor, quantise
-from harness.data.manifests import MissingDatasetError
-from harness.degradations.pipeline import degrade_one
-from harness.degradations.records import from_row
-from harness.degradations.resize import imresize
-from harness.errors import DataError
-from harness.prepare import plan_crops, prepare, run_prepare, settings_from_config
+from srarena.harness.data.io import read_image, to_tensor, quantise
+from srarena.harness.data.manifests import MissingDatasetError
+from srarena.harness.degradations.pipeline import degrade_one
+from srarena.harness.degradations.records import from_row
+from srarena.harness.degradations.resize import imresize
+from srarena.harness.errors import DataError
+from srarena.harness.prepare import plan_crops, prepare, run_prepare, settings_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_prepare_writes_a_dataset_and_second_run_writes_nothing(tmp_path, source
     assert (meta["name"], meta["scale"], meta["hr_dir"], meta["lr_dir"], meta["seed"]) == ("t", 4, "HR", "LR", 0)
     assert meta["degradation"]["preset"] == "stablesr" and meta["n_pairs"] == 6
     # The runner's paired-folder dataset reads it as is.
-    from harness.data.paired import PairedFolderDataset
+    from srarena.harness.data.paired import PairedFolderDataset
 
     ds = PairedFolderDataset(out / "HR", scale=4, lr_dir=out / "LR")
     assert len(ds) == 6 and not ds.unmatched_lr
@@ -188,7 +188,7 @@ def test_manifest_dataset_as_source(tmp_path, photos):
 
 
 def test_cli_config_error_is_one_line_not_a_traceback(tmp_path, source):
-    cmd = [sys.executable, "-m", "harness.cli", "prepare", f"paths.data={tmp_path}", f"source.hr_dir={source}",
+    cmd = [sys.executable, "-m", "srarena.harness.cli", "prepare", f"paths.data={tmp_path}", f"source.hr_dir={source}",
            "degradation.jpeg_range=[95,30]"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert p.returncode == 2, p.stderr

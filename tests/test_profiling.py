@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.profiling import count_flops, count_params, measure, profile_flops
+from srarena.harness.profiling import count_flops, count_params, measure, profile_flops
 
 
 def _net():
@@ -55,7 +55,7 @@ class _TwoNetMethod:
         return count_params(self.nets)
 
     def cost_model(self):
-        from methods.base import CostModel
+        from srarena.methods.base import CostModel
 
         return CostModel(calls={"unet": self.steps, "decoder": 1}, steps=self.steps,
                          active_params={"unet": 84})

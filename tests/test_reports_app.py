@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.reports import plots
+from srarena.harness.reports import plots
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -17,8 +17,8 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def report(tmp_path_factory) -> Path:
     from hydra import compose, initialize_config_dir
 
-    from harness.reports import synthetic
-    from harness.reports.app import run_report
+    from srarena.harness.reports import synthetic
+    from srarena.harness.reports.app import run_report
 
     root = tmp_path_factory.mktemp("report")
     uri = synthetic.demo_store(root)
@@ -80,8 +80,8 @@ def test_fid_gets_a_bootstrap_ci_and_n_from_a_features_artifact(tmp_path):
     a run without it keeps an empty CI."""
     from hydra import compose, initialize_config_dir
 
-    from harness.reports import synthetic
-    from harness.reports.app import run_report
+    from srarena.harness.reports import synthetic
+    from srarena.harness.reports.app import run_report
 
     uri = synthetic.new_store(tmp_path)
     exp = synthetic.experiment(uri, "srarena", tmp_path / "mlartifacts")

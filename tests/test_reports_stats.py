@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.reports import stats
+from srarena.harness.reports import stats
 
 
 def test_bootstrap_ci_is_reproducible_for_a_fixed_seed():
@@ -74,7 +74,7 @@ def test_gram_form_of_the_frechet_distance_is_exact():
 
 
 def test_fid_bootstrap_from_a_features_file_is_reproducible(tmp_path):
-    from harness.reports import synthetic
+    from srarena.harness.reports import synthetic
 
     path, fid = synthetic.fid_features(tmp_path / "fid_features.npz", 12, dim=64, seed=1)
     ci = stats.fid_features_ci(path, n_boot=150, seed=5)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.reports import tables
-from harness.reports.layouts import Layout, StatsSettings, Style, attach_stats, build_layout, leaderboard_table
-from harness.reports.tables import BEST, SECOND, Column, Table
+from srarena.harness.reports import tables
+from srarena.harness.reports.layouts import Layout, StatsSettings, Style, attach_stats, build_layout, leaderboard_table
+from srarena.harness.reports.tables import BEST, SECOND, Column, Table
 
 
 def _table(values: dict[str, list[float]], lower: dict[str, bool | None], precision: int = 2) -> Table:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.degradations.resize import imresize
+from srarena.harness.degradations.resize import imresize
 
 TOL = 1e-5  # float [0,1]; measured max deviation ~2.5e-7 (BasicSR computes weights in float32)
 

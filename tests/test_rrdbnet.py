@@ -8,8 +8,8 @@ import re
 import pytest
 import torch
 
-from methods.rrdbnet import RRDBArch, RRDBNet, RRDBNetMethod, _esrgan_old, infer_arch, load_rrdbnet
-from methods.state_dicts import CheckpointError, save_safetensors
+from srarena.methods.rrdbnet import RRDBArch, RRDBNet, RRDBNetMethod, _esrgan_old, infer_arch, load_rrdbnet
+from srarena.methods.state_dicts import CheckpointError, save_safetensors
 
 SMALL = RRDBArch(num_feat=8, num_block=2, num_grow_ch=4)
 
@@ -158,11 +158,11 @@ def test_committed_demo_checkpoint_beats_bicubic_on_psnr_y(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from harness.data.embedded import ensure_embedded
-    from harness.data.io import quantise, read_image, to_tensor
-    from harness.degradations.resize import imresize
-    from harness.metrics.registry import MetricContext, create_metric
-    from methods.bicubic import Bicubic
+    from srarena.harness.data.embedded import ensure_embedded
+    from srarena.harness.data.io import quantise, read_image, to_tensor
+    from srarena.harness.degradations.resize import imresize
+    from srarena.harness.metrics.registry import MetricContext, create_metric
+    from srarena.methods.bicubic import Bicubic
     from tests.conftest import REPO
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import torch
 
-from harness.data.io import read_image, write_png
-from harness.data.paired import PairedFolderDataset
-from harness.runner import Runner, image_generator
-from methods.base import BaseMethod
-from methods.bicubic import Bicubic
+from srarena.harness.data.io import read_image, write_png
+from srarena.harness.data.paired import PairedFolderDataset
+from srarena.harness.runner import Runner, image_generator
+from srarena.methods.base import BaseMethod
+from srarena.methods.bicubic import Bicubic
 
 
 class Flaky(BaseMethod):
@@ -61,7 +61,7 @@ def test_saved_png_is_what_was_scored(tmp_path, photos):
     ds = PairedFolderDataset(hr, scale=4)
     result = Runner(Bicubic(), "bicubic", ds, ["psnr_y"], tmp_path / "out", progress=False).run()
     sr, _ = read_image(tmp_path / "out" / "images" / "a.png")
-    from harness.metrics.registry import MetricContext, create_metric
+    from srarena.harness.metrics.registry import MetricContext, create_metric
 
     t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].double() / 255  # noqa: E731
     expect = create_metric("psnr_y", MetricContext(scale=4))(t(sr), t(ds.load("a").hr)).item()
@@ -77,8 +77,8 @@ def test_generator_depends_on_seed_and_id_only():
 
 
 def test_metric_with_missing_weights_is_skipped_not_dropped(tmp_path, photos, monkeypatch):
-    from harness.metrics import registry
-    from harness.weights import MissingWeightsError, WeightSpec
+    from srarena.harness.metrics import registry
+    from srarena.harness.weights import MissingWeightsError, WeightSpec
 
     spec = WeightSpec(key="test/fake", filename="fake.pth", source="nowhere", used_by="fake_metric")
 

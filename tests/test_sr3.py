@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from harness.degradations.resize import imresize
-from methods.base import MethodError
-from methods.sr3 import SR3
-from methods.state_dicts import CheckpointError, save_safetensors
+from srarena.harness.degradations.resize import imresize
+from srarena.methods.base import MethodError
+from srarena.methods.sr3 import SR3
+from srarena.methods.state_dicts import CheckpointError, save_safetensors
 
 TINY = dict(
     unet={"in_channels": 6, "out_channels": 3, "ch": 8, "ch_mult": [1, 2], "num_res_blocks": 1,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.rrdbnet import RRDBArch, RRDBNet
-from methods.tiling import TileConfig, maybe_tiled, tiled_upscale
+from srarena.methods.rrdbnet import RRDBArch, RRDBNet
+from srarena.methods.tiling import TileConfig, maybe_tiled, tiled_upscale
 
 
 @pytest.mark.parametrize("scale, upsampler", [(4, "unshuffle"), (2, "unshuffle"), (2, "upconv")])

@@ -8,13 +8,13 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from harness.data.io import write_png
-from harness.errors import ConfigError
-from harness.training.app import run_train
-from harness.training.data import CropSampler, degradation_synth
-from harness.training.losses import WeightedLoss
-from methods.rrdbnet import RRDBNetMethod
-from methods.state_dicts import read_state_dict
+from srarena.harness.data.io import write_png
+from srarena.harness.errors import ConfigError
+from srarena.harness.training.app import run_train
+from srarena.harness.training.data import CropSampler, degradation_synth
+from srarena.harness.training.losses import WeightedLoss
+from srarena.methods.rrdbnet import RRDBNetMethod
+from srarena.methods.state_dicts import read_state_dict
 from tests.conftest import REPO
 
 TINY_RRDB = ["method=rrdbnet_demo", "method.arch.num_feat=8", "method.arch.num_block=1", "method.arch.num_grow_ch=4"]
@@ -60,9 +60,9 @@ def test_train_end_to_end_logs_exports_and_loads(tmp_path, hr_dir):
 def _tiny_loop(hr_dir: Path, ckpt: Path, steps: int, log_fn, ema: float = 0.0):
     from omegaconf import OmegaConf
 
-    from harness.training.data import load_hr_images
-    from harness.training.loop import LoopConfig, train_loop
-    from methods.rrdbnet import RRDBArch
+    from srarena.harness.training.data import load_hr_images
+    from srarena.harness.training.loop import LoopConfig, train_loop
+    from srarena.methods.rrdbnet import RRDBArch
 
     method = RRDBNetMethod(arch={"num_feat": 8, "num_block": 1, "num_grow_ch": 4})
     synth, scale = degradation_synth(OmegaConf.load(REPO / "conf" / "degradation" / "bicubic_x4.yaml"), 0)
@@ -103,7 +103,7 @@ def test_sr3_trains_through_the_same_loop(tmp_path, hr_dir):
 
 
 def test_blind_degradation_and_determinism(hr_dir):
-    from harness.training.data import load_hr_images
+    from srarena.harness.training.data import load_hr_images
     from omegaconf import OmegaConf
 
     deg = OmegaConf.load(REPO / "conf" / "degradation" / "stablesr.yaml")

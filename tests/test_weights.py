@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from harness import weights as w
+from srarena.harness import weights as w
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_missing_error_names_file_directory_and_source(dirs):
 
 def test_niqe_params_derived_offline_from_basicsr_wheel(dirs):
     scipy_io = pytest.importorskip("scipy.io")
-    from harness.metrics.niqe import NIQE_WEIGHTS, basicsr_npz_path
+    from srarena.harness.metrics.niqe import NIQE_WEIGHTS, basicsr_npz_path
 
     wd, _ = dirs
     assert w.weight_status(NIQE_WEIGHTS).state == "derivable"
@@ -81,7 +81,7 @@ def test_fetch_refuses_a_source_that_is_not_a_link(dirs, tmp_path):
 
 
 def test_weights_cli_status_lists_metrics_and_methods(dirs, capsys):
-    from harness.weights_cli import run_weights
+    from srarena.harness.weights_cli import run_weights
 
     cfg = OmegaConf.create({"paths": {"weights": str(dirs[0])}, "action": "status", "only": []})
     assert run_weights(cfg) == 0
@@ -93,7 +93,7 @@ def test_weights_cli_status_lists_metrics_and_methods(dirs, capsys):
 
 
 def test_weights_cli_fetch_into_target(dirs, tmp_path, capsys):
-    from harness.weights_cli import run_weights
+    from srarena.harness.weights_cli import run_weights
 
     target = tmp_path / "copy_me"
     cfg = OmegaConf.create({"paths": {"weights": str(dirs[0])}, "action": "fetch",

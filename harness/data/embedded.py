@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.data.io import pixel_sha256, read_image, write_png
-from harness.errors import DataError
+from srarena import PACKAGE_ROOT
+from srarena.harness.data.io import pixel_sha256, read_image, write_png
+from srarena.harness.errors import DataError
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = REPO_ROOT / "datasets" / "embedded.yaml"
+MANIFEST = PACKAGE_ROOT / "datasets" / "embedded.yaml"
 SPLITS = ("eval", "train")
 
 

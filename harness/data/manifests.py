@@ -13,16 +13,17 @@ from typing import Any
 
 import yaml
 
-from harness.data.io import is_image
+from srarena import PACKAGE_ROOT
+from srarena.harness.data.io import is_image
 
 try:
-    from harness.errors import DataError
+    from srarena.harness.errors import DataError
 except ImportError:  # pragma: no cover
     DataError = ValueError  # type: ignore[misc,assignment]
 
 __all__ = ["DATASETS_DIR", "DatasetManifest", "Part", "MissingDatasetError", "available", "load", "raw_root", "locate", "hr_files"]
 
-DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
+DATASETS_DIR = PACKAGE_ROOT / "datasets"
 
 
 class MissingDatasetError(DataError):

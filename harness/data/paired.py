@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from harness.data.io import is_image, quantise, read_image, to_tensor
-from harness.degradations.resize import imresize
-from harness.errors import DataError
+from srarena.harness.data.io import is_image, quantise, read_image, to_tensor
+from srarena.harness.degradations.resize import imresize
+from srarena.harness.errors import DataError
 
 
 @dataclass
@@ -141,7 +141,7 @@ class PairedFolderDataset:
 
 def embedded_dataset(data_root: str | Path, scale: int, split: str = "eval", limit: int | None = None) -> PairedFolderDataset:
     """The embedded default set as a paired dataset (LR by MATLAB bicubic)."""
-    from harness.data.embedded import ensure_embedded
+    from srarena.harness.data.embedded import ensure_embedded
 
     return PairedFolderDataset(ensure_embedded(data_root, split), scale=scale, name="embedded", limit=limit)
 
@@ -151,7 +151,7 @@ def manifest_dataset(
 ) -> PairedFolderDataset:
     """A published dataset described by ``datasets/<name>.yaml`` and unpacked under
     ``<data_root>/raw/<name>``; a missing download fails with what to fetch and where to put it."""
-    from harness.data.manifests import load, locate
+    from srarena.harness.data.manifests import load, locate
 
     manifest = load(name)
     parts = locate(manifest, data_root)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 try:  # the integrator's user-facing error hierarchy (the CLI prints these without a traceback)
-    from harness.errors import ConfigError as _ConfigBase
-    from harness.errors import DataError as _DataBase
+    from srarena.harness.errors import ConfigError as _ConfigBase
+    from srarena.harness.errors import DataError as _DataBase
 except ImportError:  # pragma: no cover - keeps the package importable on its own
     _ConfigBase = ValueError  # type: ignore[misc,assignment]
     _DataBase = ValueError  # type: ignore[misc,assignment]

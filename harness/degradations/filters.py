@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.degradations.errors import DegradationInputError
+from srarena.harness.degradations.errors import DegradationInputError
 
 __all__ = ["kernel_support", "filter2d", "gaussian_kernel_1d", "usm_sharpen"]
 

@@ -16,13 +16,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness.degradations.errors import DegradationInputError
-from harness.degradations.filters import filter2d, usm_sharpen
-from harness.degradations.jpeg import jpeg_compress
-from harness.degradations.kernels import build_kernel, pulse_kernel
-from harness.degradations.noise import gaussian_noise, poisson_noise
-from harness.degradations.resize import imresize
-from harness.degradations.seeding import make_generator
+from srarena.harness.degradations.errors import DegradationInputError
+from srarena.harness.degradations.filters import filter2d, usm_sharpen
+from srarena.harness.degradations.jpeg import jpeg_compress
+from srarena.harness.degradations.kernels import build_kernel, pulse_kernel
+from srarena.harness.degradations.noise import gaussian_noise, poisson_noise
+from srarena.harness.degradations.resize import imresize
+from srarena.harness.degradations.seeding import make_generator
 
 __all__ = ["degrade", "degrade_one", "kernel_from_record", "check_input", "quantise_float"]
 
@@ -59,12 +59,12 @@ def check_input(hr: torch.Tensor, scale: int) -> None:
     if not hr.is_floating_point():
         raise DegradationInputError(
             f"expected float values in [0,1], got dtype {hr.dtype}: convert 8/16-bit images with "
-            "harness.data.io.read_image + to_tensor first"
+            "srarena.harness.data.io.read_image + to_tensor first"
         )
     if hr.shape[1] != 3:
         raise DegradationInputError(
             f"expected 3 RGB channels, got {hr.shape[1]}: gray or RGBA images must be converted to RGB "
-            "first (harness.data.io.read_image does, and notes it)"
+            "first (srarena.harness.data.io.read_image does, and notes it)"
         )
     h, w = hr.shape[-2:]
     if h % scale or w % scale:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from harness.degradations.errors import DegradationConfigError
-from harness.degradations.kernels import KERNEL_TYPES
+from srarena.harness.degradations.errors import DegradationConfigError
+from srarena.harness.degradations.kernels import KERNEL_TYPES
 
 __all__ = ["SecondOrderPreset", "BicubicPreset", "Preset", "load_preset", "RESIZE_MODES"]
 

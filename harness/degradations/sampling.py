@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from harness.degradations.presets import BicubicPreset, Preset, SecondOrderPreset
-from harness.degradations.seeding import bernoulli, choice, make_generator, randint, uniform
+from srarena.harness.degradations.presets import BicubicPreset, Preset, SecondOrderPreset
+from srarena.harness.degradations.seeding import bernoulli, choice, make_generator, randint, uniform
 
 __all__ = ["sample_record", "SAMPLER_VERSIONS"]
 

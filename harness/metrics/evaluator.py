@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from harness.metrics.registry import MetricContext, SetMetric, create_metric, get_spec
-from harness.weights import MissingWeightsError
+from srarena.harness.metrics.registry import MetricContext, SetMetric, create_metric, get_spec
+from srarena.harness.weights import MissingWeightsError
 
 log = logging.getLogger(__name__)
 

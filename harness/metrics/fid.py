@@ -20,7 +20,7 @@ float32 Inception features, SR and HR, are appended to raw side files as they ar
 stays flat), and ``compute`` finalises them into ``<dir>/<preset>_features.npz`` (``fid`` →
 ``fid_features.npz``): ``sr`` and ``hr`` (N x 2048 float32, row i = the i-th image streamed, SR and
 its HR on the same row), ``hr_digest`` (content hash per row, the image order), ``hr_source``
-(``computed`` or ``cache``) and the extractor/mode. ``harness.reports`` resamples *rows* (SR and its
+(``computed`` or ``cache``) and the extractor/mode. ``srarena.harness.reports`` resamples *rows* (SR and its
 HR together: a paired bootstrap over the images of the test set) to put a CI on FID.
 
 Why HR features are cached too, instead of resampling SR against fixed HR statistics: FID's
@@ -50,9 +50,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from harness.metrics.versions import library_version
-from harness.weights import WeightSpec, atomic_write, cache_dir, register_weights, resolve_weights
+from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
+from srarena.harness.metrics.versions import library_version
+from srarena.harness.weights import WeightSpec, atomic_write, cache_dir, register_weights, resolve_weights
 
 log = logging.getLogger(__name__)
 VERSION = "1"

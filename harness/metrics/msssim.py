@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from harness.metrics.versions import library_version
+from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
+from srarena.harness.metrics.versions import library_version
 
 VERSION = "1"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from harness.metrics.versions import library_version
-from harness.weights import WeightSpec, register_weights, resolve_weights
+from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
+from srarena.harness.metrics.versions import library_version
+from srarena.harness.weights import WeightSpec, register_weights, resolve_weights
 
 VERSION = "1"
 BASICSR_FILE = "metrics/niqe_pris_params.npz"

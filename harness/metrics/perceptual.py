@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from harness.metrics.versions import library_version
-from harness.weights import WeightSpec, register_weights, resolve_weights
+from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
+from srarena.harness.metrics.versions import library_version
+from srarena.harness.weights import WeightSpec, register_weights, resolve_weights
 
 VERSION = "1"
 _TV = "https://download.pytorch.org/models/"

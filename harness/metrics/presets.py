@@ -16,9 +16,9 @@ import math
 
 import torch
 
-from harness.metrics.color import rgb_to_gray, rgb_to_y
-from harness.metrics.fullref import psnr, ssim
-from harness.metrics.registry import MetricContext, MetricSpec, register_metric
+from srarena.harness.metrics.color import rgb_to_gray, rgb_to_y
+from srarena.harness.metrics.fullref import psnr, ssim
+from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
 
 VERSION = "1"
 

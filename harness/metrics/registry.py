@@ -95,5 +95,5 @@ def create_metric(name: str, ctx: MetricContext) -> PerImageMetric | SetMetric:
 
 def _load_builtin() -> None:
     # Importing the preset modules registers them; kept lazy so `import harness` stays cheap.
-    from harness.metrics import presets  # noqa: F401
-    from harness.metrics import fid, msssim, musiq, niqe, perceptual  # noqa: F401
+    from srarena.harness.metrics import presets  # noqa: F401
+    from srarena.harness.metrics import fid, msssim, musiq, niqe, perceptual  # noqa: F401

@@ -1,6 +1,6 @@
 """``srarena report``: leaderboards, paper tables, statistics and figures from MLflow runs.
 
-The edge of ``harness.reports``: it reads runs (MLflow), per-image CSVs and images (files),
+The edge of ``srarena.harness.reports``: it reads runs (MLflow), per-image CSVs and images (files),
 calls the pure builders, and writes everything under ``out_dir`` (``paths.reports``):
 
     leaderboard.{md,tex,csv,html}   tables/<layout>.{md,tex,csv}
@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from harness import tracking
-from harness.errors import ConfigError
-from harness.reports import html as html_mod
-from harness.reports import plots, runs as runs_mod, tables
-from harness.reports.directions import direction_map
-from harness.reports.layouts import Layout, StatsSettings, Style, attach_stats, build_layout, leaderboard_table
+from srarena.harness import tracking
+from srarena.harness.errors import ConfigError
+from srarena.harness.reports import html as html_mod
+from srarena.harness.reports import plots, runs as runs_mod, tables
+from srarena.harness.reports.directions import direction_map
+from srarena.harness.reports.layouts import Layout, StatsSettings, Style, attach_stats, build_layout, leaderboard_table
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ class LeaderboardCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not (config.tracking.enabled and config.leaderboard.print_after_run):
             return
-        from harness import tracking
-        from harness.reports.leaderboard import publish_leaderboard
+        from srarena.harness import tracking
+        from srarena.harness.reports.leaderboard import publish_leaderboard
 
         tracking.configure(config)
         exp_id = tracking.experiment_id(config)

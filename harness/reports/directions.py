@@ -29,7 +29,7 @@ def lower_is_better(
     higher: Iterable[str] = DEFAULT_HIGHER,
 ) -> bool | None:
     """True if lower is better, False if higher is, None if the column has no direction."""
-    from harness.metrics.registry import available_metrics, get_spec
+    from srarena.harness.metrics.registry import available_metrics, get_spec
 
     if name in available_metrics():
         return get_spec(name).lower_better

@@ -22,10 +22,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from harness import tracking
-from harness.errors import ConfigError, DataError
-from harness.reports import runs as runs_mod
-from harness.reports.directions import direction_map
+from srarena.harness import tracking
+from srarena.harness.errors import ConfigError, DataError
+from srarena.harness.reports import runs as runs_mod
+from srarena.harness.reports.directions import direction_map
 
 SCHEMA = 1
 FAILING = ("regressed", "missing", "dataset_changed")

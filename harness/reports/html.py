@@ -13,7 +13,7 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from harness.reports.tables import BEST, SECOND, Table, fmt_value, half_width, insignificant, legend, marks, precision_of
+from srarena.harness.reports.tables import BEST, SECOND, Table, fmt_value, half_width, insignificant, legend, marks, precision_of
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Declarative table layouts (``conf/report/*.yaml``) → :class:`~harness.reports.tables.Table`.
+"""Declarative table layouts (``conf/report/*.yaml``) → :class:`~srarena.harness.reports.tables.Table`.
 
 Why declarative: a paper's tables change shape more often than its numbers; a layout names
 rows (methods), column groups (datasets, or metrics in a sweep) and columns (metrics, or step
@@ -21,11 +21,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.errors import ConfigError
-from harness.reports import stats as st
-from harness.reports.directions import direction_map
-from harness.reports.runs import KEYS, latest, resolve_column
-from harness.reports.tables import Column, Table, unique
+from srarena.harness.errors import ConfigError
+from srarena.harness.reports import stats as st
+from srarena.harness.reports.directions import direction_map
+from srarena.harness.reports.runs import KEYS, latest, resolve_column
+from srarena.harness.reports.tables import Column, Table, unique
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from typing import Iterable, Mapping
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from harness import tracking
-from harness.reports import runs as runs_mod
-from harness.reports import tables
-from harness.reports.directions import DEFAULT_HIGHER, DEFAULT_LOWER
-from harness.reports.layouts import Style, leaderboard_table
+from srarena.harness import tracking
+from srarena.harness.reports import runs as runs_mod
+from srarena.harness.reports import tables
+from srarena.harness.reports.directions import DEFAULT_HIGHER, DEFAULT_LOWER
+from srarena.harness.reports.layouts import Style, leaderboard_table
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """MLflow → pandas: select srarena job runs and read their per-image tables.
 
-This is the only module of ``harness.reports`` that talks to MLflow; everything downstream is a
+This is the only module of ``srarena.harness.reports`` that talks to MLflow; everything downstream is a
 pure function of the DataFrames returned here, so tables and the gate can be tested on fixture
 frames and reproduced by a teammate from the same store.
 
@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from harness.errors import ConfigError, DataError
+from srarena.harness.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -101,7 +101,7 @@ def log_run(
 def fid_features(path: Path, n: int, *, dim: int = 64, shift: float = 0.5, seed: int = 0) -> tuple[Path, float]:
     """A ``fid_features.npz`` shaped like the FID metric's (``sr``/``hr`` rows per image, float32)
     with Gaussian features, SR shifted by ``shift``; returns the path and the FID of its rows."""
-    from harness.reports.stats import frechet_distance_gram
+    from srarena.harness.reports.stats import frechet_distance_gram
 
     rng = np.random.default_rng(seed)
     hr = rng.normal(0, 1, (n, dim)).astype(np.float32)
@@ -175,7 +175,7 @@ def demo_store(directory: Path, *, seed: int = 0) -> str:
         hr_dir = directory / "data" / dataset
         for i in ids:
             _write_png(hr_dir / f"{i}.png", photos[i])
-        cfg = {"dataset": {"_target_": "harness.data.paired.PairedFolderDataset", "hr_dir": str(hr_dir), "scale": 4,
+        cfg = {"dataset": {"_target_": "srarena.harness.data.paired.PairedFolderDataset", "hr_dir": str(hr_dir), "scale": 4,
                            "name": dataset}}
         base = rng.normal(28.0 - 3 * di, 1.5, len(ids))
         for method, (off, lp, sigma, params, gfs, steps) in methods.items():

@@ -16,12 +16,12 @@ from typing import Any, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import ConfigError
-from harness.training.data import CropSampler, degradation_synth, load_hr_images
-from harness.training.loop import LoopConfig, LoopResult, train_loop
-from harness.training.losses import WeightedLoss
-from harness.training.protocol import as_trainable
-from methods.state_dicts import save_safetensors
+from srarena.harness.errors import ConfigError
+from srarena.harness.training.data import CropSampler, degradation_synth, load_hr_images
+from srarena.harness.training.loop import LoopConfig, LoopResult, train_loop
+from srarena.harness.training.losses import WeightedLoss
+from srarena.harness.training.protocol import as_trainable
+from srarena.methods.state_dicts import save_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def hr_folder(cfg: DictConfig) -> Path:
     folder = OmegaConf.select(cfg, "train.data.hr_dir")
     if folder:
         return Path(str(folder)).expanduser()
-    from harness.data.embedded import ensure_embedded
+    from srarena.harness.data.embedded import ensure_embedded
 
     return ensure_embedded(Path(str(cfg.paths.data)), str(cfg.train.data.split))
 
@@ -59,7 +59,7 @@ def mlflow_run(cfg: DictConfig, run_name: str) -> Iterator[Any]:
         return
     import mlflow
 
-    from harness import tracking
+    from srarena.harness import tracking
 
     tracking.configure(cfg)
     exp = tracking.experiment_id(cfg, str(cfg.train.experiment))
@@ -74,7 +74,7 @@ def mlflow_run(cfg: DictConfig, run_name: str) -> Iterator[Any]:
 def run_train(cfg: DictConfig) -> int:
     from hydra.utils import instantiate
 
-    from harness.weights import set_weights_dir
+    from srarena.harness.weights import set_weights_dir
 
     set_weights_dir(cfg.paths.weights)
     torch.manual_seed(int(cfg.seed))

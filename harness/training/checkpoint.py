@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.state_dicts import CheckpointError, load_into, read_state_dict, save_safetensors
+from srarena.methods.state_dicts import CheckpointError, load_into, read_state_dict, save_safetensors
 
 
 def save_training_state(

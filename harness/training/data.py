@@ -3,7 +3,7 @@
 Every batch is a pure function of (seed, step): crop positions, flips and the degradation's
 random parameters are drawn from generators seeded by the step, so a resumed run sees exactly
 the batches an uninterrupted run would have, with no data-loader state in the checkpoint.
-LR synthesis goes through :mod:`harness.degradations` (``degradation=bicubic_x4`` — MATLAB
+LR synthesis goes through :mod:`srarena.harness.degradations` (``degradation=bicubic_x4`` — MATLAB
 bicubic — by default, ``degradation=stablesr`` / ``realesrgan`` for blind SR), the same code
 that builds degraded test sets, so training and evaluation degradations cannot drift apart.
 """
@@ -15,17 +15,17 @@ from typing import Any, Callable
 
 import torch
 
-from harness.data.io import is_image, read_image, to_tensor
-from harness.errors import ConfigError, DataError
+from srarena.harness.data.io import is_image, read_image, to_tensor
+from srarena.harness.errors import ConfigError, DataError
 
 LRSynth = Callable[[torch.Tensor, list[str]], torch.Tensor]
 
 
 def degradation_synth(degradation_cfg: Any, seed: int) -> tuple[LRSynth, int]:
     """(hr batch, per-sample ids) -> LR batch, from a ``conf/degradation`` preset; and its scale."""
-    from harness.degradations.pipeline import degrade
-    from harness.degradations.presets import load_preset
-    from harness.degradations.sampling import sample_record
+    from srarena.harness.degradations.pipeline import degrade
+    from srarena.harness.degradations.presets import load_preset
+    from srarena.harness.degradations.sampling import sample_record
 
     preset = load_preset(degradation_cfg)
 

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from harness.errors import ConfigError
-from harness.training.checkpoint import load_training_state, save_training_state
-from harness.training.data import CropSampler
-from harness.training.losses import WeightedLoss
-from harness.training.protocol import TrainableMethod
+from srarena.harness.errors import ConfigError
+from srarena.harness.training.checkpoint import load_training_state, save_training_state
+from srarena.harness.training.data import CropSampler
+from srarena.harness.training.losses import WeightedLoss
+from srarena.harness.training.protocol import TrainableMethod
 
 log = logging.getLogger(__name__)
 LogFn = Callable[[int, dict[str, float]], None]

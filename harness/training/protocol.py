@@ -7,12 +7,12 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from harness.errors import ConfigError
+from srarena.harness.errors import ConfigError
 
 
 @runtime_checkable
 class TrainableMethod(Protocol):
-    """An :class:`~methods.base.SRMethod` that the loop can train.
+    """An :class:`~srarena.methods.base.SRMethod` that the loop can train.
 
     ``training_pair`` returns what the configured losses compare: a regression network returns
     (SR, HR); a diffusion model returns (predicted noise, true noise) for a random timestep. All
@@ -35,6 +35,6 @@ def as_trainable(method: object) -> TrainableMethod:
         raise ConfigError(
             f"method {getattr(method, 'name', type(method).__name__)!r} is not trainable: it needs "
             "trainable_module(), training_pair(lr, hr, generator) and checkpoint_metadata() "
-            "(harness.training.protocol.TrainableMethod)"
+            "(srarena.harness.training.protocol.TrainableMethod)"
         )
     return method

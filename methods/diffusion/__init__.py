@@ -5,9 +5,9 @@ later) is a denoiser plus these pieces, so a sampler fix or a new schedule reach
 and their FLOPs/step are counted the same way.
 """
 
-from methods.diffusion.samplers import SAMPLERS, sample, timestep_sequence
-from methods.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
-from methods.diffusion.unet import DDPMUNet, UNetConfig
+from srarena.methods.diffusion.samplers import SAMPLERS, sample, timestep_sequence
+from srarena.methods.diffusion.schedules import SCHEDULES, NoiseSchedule, make_schedule
+from srarena.methods.diffusion.unet import DDPMUNet, UNetConfig
 
 __all__ = [
     "SAMPLERS", "sample", "timestep_sequence", "SCHEDULES", "NoiseSchedule", "make_schedule",

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from methods.diffusion.schedules import NoiseSchedule, Prediction
+from srarena.methods.diffusion.schedules import NoiseSchedule, Prediction
 
 #: (x_t, t as a (B,) long tensor) -> network output in the denoiser's parameterisation
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

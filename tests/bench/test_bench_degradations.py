@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from harness.degradations.pipeline import degrade_one
-from harness.degradations.presets import load_preset
-from harness.degradations.sampling import sample_record
+from srarena.harness.degradations.pipeline import degrade_one
+from srarena.harness.degradations.presets import load_preset
+from srarena.harness.degradations.sampling import sample_record
 
 pytestmark = pytest.mark.bench
 CONF = Path(__file__).resolve().parents[2] / "conf" / "degradation"

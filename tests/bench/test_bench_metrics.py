@@ -22,7 +22,7 @@ N_IMAGES, SIZE = 8, 256
 
 @pytest.fixture(scope="module")
 def bench_env(tmp_path_factory):
-    from harness.metrics import standins
+    from srarena.harness.metrics import standins
 
     root = tmp_path_factory.mktemp("bench")
     hub, wd = root / "torch" / "hub", root / "weights"
@@ -33,8 +33,8 @@ def bench_env(tmp_path_factory):
     standins.write_torchvision("alexnet", hub / "checkpoints" / "alexnet-owt-7be5be79.pth")
     standins.write_pt_inception(wd / "pt_inception-2015-12-05-6726825d.pth")
     standins.write_musiq(wd / "musiq_koniq_ckpt-e95806b9.pth")
-    from harness.metrics.niqe import NIQE_WEIGHTS
-    from harness.weights import resolve_weights
+    from srarena.harness.metrics.niqe import NIQE_WEIGHTS
+    from srarena.harness.weights import resolve_weights
 
     niqe = resolve_weights(NIQE_WEIGHTS)
     (hub / "pyiqa").mkdir(parents=True)
@@ -47,7 +47,7 @@ def bench_env(tmp_path_factory):
     import pyiqa.utils.download_util as du
 
     mp.setattr(du, "DEFAULT_CACHE_DIR", str(hub / "pyiqa"))  # pyiqa fixes it at import time
-    from harness.data.io import write_png
+    from srarena.harness.data.io import write_png
 
     rng = np.random.default_rng(0)
     import skimage.data as d
@@ -65,9 +65,9 @@ def bench_env(tmp_path_factory):
 
 
 def run_srarena(root: Path, reference_digest: str | None = None) -> float:
-    from harness.data.io import read_image
-    from harness.metrics.evaluator import Evaluator
-    from harness.metrics.registry import MetricContext
+    from srarena.harness.data.io import read_image
+    from srarena.harness.metrics.evaluator import Evaluator
+    from srarena.harness.metrics.registry import MetricContext
 
     t0 = time.perf_counter()
     opts = {"fid_reference_digest": reference_digest} if reference_digest else {}
@@ -106,8 +106,8 @@ def run_pyiqa(root: Path) -> float:
 def test_bench_one_pass_vs_pyiqa_metric_by_metric(bench_env):
     import torch
 
-    from harness.data.io import read_image
-    from harness.metrics.fid import hr_set_digest
+    from srarena.harness.data.io import read_image
+    from srarena.harness.metrics.fid import hr_set_digest
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t_pyiqa = run_pyiqa(bench_env)

@@ -39,8 +39,8 @@ def _method(name: str, scale: int):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_method_latency_per_image(benchmark, name):
-    from harness.weights import MissingWeightsError
-    from methods.base import MethodError
+    from srarena.harness.weights import MissingWeightsError
+    from srarena.methods.base import MethodError
 
     try:
         method, steps = _method(name, 4)
@@ -63,14 +63,14 @@ def test_method_latency_per_image(benchmark, name):
 
 
 def _per_image_presets() -> list[str]:
-    from harness.metrics.registry import available_metrics, get_spec
+    from srarena.harness.metrics.registry import available_metrics, get_spec
 
     return [m for m in available_metrics() if get_spec(m).kind in ("fr", "nr")]
 
 
 @pytest.mark.parametrize("name", _per_image_presets())
 def test_metric_throughput(benchmark, name):
-    from harness.metrics.registry import MetricContext, create_metric, get_spec
+    from srarena.harness.metrics.registry import MetricContext, create_metric, get_spec
 
     try:
         metric = create_metric(name, MetricContext(scale=4, device="cpu"))
