@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from pathlib import Path
 from typing import Callable
 
 from srarena import PACKAGE_ROOT

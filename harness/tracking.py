@@ -110,7 +110,6 @@ def environment_tags() -> dict[str, str]:
 
 def sweep_parent(cfg: DictConfig, exp_id: str, sweep_dir: str, sweep_name: str) -> str:
     """The parent run of a multirun: found by its sweep-dir tag, created by the first job."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,7 @@ def workdir(tmp_path_factory):
 
 def srarena(workdir, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     root, env = workdir
-    exe = shutil.which("srarena")
-    cmd = [exe] if exe else [sys.executable, "-m", "srarena.harness.cli"]
-    return subprocess.run([*cmd, *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    return run_cli(*args, cwd=root, env=env, timeout=timeout)
 
 
 def _runs(root: Path):

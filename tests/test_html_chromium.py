@@ -160,7 +160,7 @@ def test_leaderboard_html_in_headless_chromium(report_dir):
         assert js("document.querySelectorAll('.panel.active img.thumb').length") == 3
         assert js("document.querySelector('.panel.active a').getAttribute('href')").startswith("comparisons/")
         col = "Array.from(document.querySelectorAll('.panel.active thead th')).findIndex(h => h.textContent.startsWith('LPIPS'))"
-        order = f"Array.from(document.querySelectorAll('.panel.active tbody tr')).map(r => r.cells[0].textContent)"
+        order = "Array.from(document.querySelectorAll('.panel.active tbody tr')).map(r => r.cells[0].textContent)"
         before = js(order)
         assert before == ["bicubic", "sr3", "ssmoe"]
         rect = js(f"(() => {{const h = document.querySelectorAll('.panel.active thead th')[{col}];"

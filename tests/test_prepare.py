@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
+from tests.conftest import run_cli
 import yaml
 from hydra import compose, initialize_config_dir
 
@@ -188,8 +187,7 @@ def test_manifest_dataset_as_source(tmp_path, photos):
 
 
 def test_cli_config_error_is_one_line_not_a_traceback(tmp_path, source):
-    cmd = [sys.executable, "-m", "srarena.harness.cli", "prepare", f"paths.data={tmp_path}", f"source.hr_dir={source}",
-           "degradation.jpeg_range=[95,30]"]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    p = run_cli("prepare", f"paths.data={tmp_path}", f"source.hr_dir={source}", "degradation.jpeg_range=[95,30]",
+                cwd=tmp_path, timeout=120)
     assert p.returncode == 2, p.stderr
     assert "degradation.jpeg_range: lo 95 > hi 30" in p.stderr and "Traceback" not in p.stderr

@@ -62,7 +62,6 @@ def _tiny_loop(hr_dir: Path, ckpt: Path, steps: int, log_fn, ema: float = 0.0):
 
     from srarena.harness.training.data import load_hr_images
     from srarena.harness.training.loop import LoopConfig, train_loop
-    from srarena.methods.rrdbnet import RRDBArch
 
     method = RRDBNetMethod(arch={"num_feat": 8, "num_block": 1, "num_grow_ch": 4})
     synth, scale = degradation_synth(OmegaConf.load(REPO / "conf" / "degradation" / "bicubic_x4.yaml"), 0)

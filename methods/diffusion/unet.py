@@ -14,7 +14,7 @@ size. Conditioning by concatenation (SR3, LDM-SR) is just ``in_channels`` > ``ou
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
