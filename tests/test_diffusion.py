@@ -107,3 +107,44 @@ def test_unet_shapes_time_conditioning_and_size_check():
         net(torch.randn(1, 6, 7, 8), torch.tensor([0]))
     cfg = UNetConfig.from_dict(UNetConfig().to_dict())
     assert cfg == UNetConfig() and math.isclose(cfg.size_multiple, 8)
+
+
+def test_unet_blocks_come_from_registries_and_unknown_names_fail():
+    from srarena.methods.diffusion import unet as U
+
+    class ScaledRes(U.ResBlock):
+        def __init__(self, cin, cout, temb, dropout, groups, gain=1.0):
+            super().__init__(cin, cout, temb, dropout, groups)
+            self.gain = gain
+
+        def forward(self, x, emb):
+            return super().forward(x, emb) * self.gain
+
+    U.RES_BLOCKS["test_scaled"] = ScaledRes
+    try:
+        cfg = UNetConfig(6, 3, 16, (1, 2), 1, (1,), 0.0, 8, res_block="test_scaled", res_options={"gain": 0.5},
+                         embedding="ldm")
+        net = DDPMUNet(cfg).eval()
+        assert all(b.gain == 0.5 for b in net.modules() if isinstance(b, ScaledRes))
+        assert sum(isinstance(b, ScaledRes) for b in net.modules()) == 2 + 2 + 4  # down 2 levels x 1, middle 2, up 2 levels x 2
+        out = net(torch.randn(1, 6, 8, 8), torch.tensor([3.5]))  # fractional time is fine
+        assert out.shape == (1, 3, 8, 8)
+        assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    finally:
+        del U.RES_BLOCKS["test_scaled"]
+    with pytest.raises(ValueError, match="unknown U-Net res_block 'nope'"):
+        DDPMUNet(UNetConfig(res_block="nope"))
+    with pytest.raises(ValueError, match="unknown U-Net option"):
+        UNetConfig.from_dict({"chh": 3})
+
+
+def test_ldm_embedding_matches_diffusers():
+    diffusers = pytest.importorskip("diffusers")
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    from srarena.methods.diffusion.unet import timestep_embedding_ldm
+
+    t = torch.tensor([0.0, 1.0, 17.0, 999.0, 250.5])
+    ref = get_timestep_embedding(t, 160, flip_sin_to_cos=True, downscale_freq_shift=0)
+    torch.testing.assert_close(timestep_embedding_ldm(t, 160), ref, atol=1e-5, rtol=1e-5)
+    assert diffusers.__version__
