@@ -120,7 +120,7 @@ class Runner:
         with torch.inference_mode(), measure(self.device) as m:
             sr = self.method.upscale(lr, self.scale, image_generator(self.seed, pair.id, self.device))
         check_output(sr, lr, self.scale)
-        return quantise(sr), m.seconds, m.peak_memory_bytes
+        return quantise(sr), m.seconds, m.working_memory_bytes
 
     def _first_usable(self) -> Pair | None:
         for image_id in self.dataset.ids:
@@ -140,27 +140,17 @@ class Runner:
                 return  # the timed pass records the failure
 
     def _profile(self, pair: Pair) -> dict[str, float]:
-        """Params, active params and FLOPs of one image (an extra, untimed call of the method)."""
-        from srarena.harness.profiling import profile_flops
+        """Measured FLOPs, calls and active params of one image (an extra, untimed call)."""
+        from srarena.harness.profiling import profile_cost
 
         lr = to_tensor(pair.lr).to(self.device)
         try:
             with torch.inference_mode():
-                rep = profile_flops(self.method, lr, self.scale, image_generator(self.seed, pair.id, self.device))
+                rep = profile_cost(self.method, lr, self.scale, image_generator(self.seed, pair.id, self.device))
         except (MethodError, RuntimeError, ValueError, TypeError, AttributeError) as e:
             log.warning("FLOP counting failed: %s", e)
             return {}
-        cost = self.method.cost_model()
-        steps = max(1, int(getattr(cost, "steps", 1)))
-        stepped = [rep.per_call[k] for k, n in rep.calls_model.items() if n == steps and steps > 1]
-        out = {
-            "flops_per_image_g": rep.per_image / 1e9,
-            "flops_per_step_g": (sum(stepped) if stepped else rep.per_image) / 1e9,
-            "params_active_m": rep.params_active / 1e6,
-            "steps": float(steps),
-        }
-        out.update({f"flops_call_{k.replace('.', '_')}_g": v / 1e9 for k, v in rep.per_call.items()})
-        return out
+        return rep.as_metrics()
 
     def _flush(self, pending: list[tuple[dict[str, Any], np.ndarray, np.ndarray]], failures: list[dict[str, str]]) -> None:
         """Score the buffered pairs together: networks of learned metrics see batches."""
