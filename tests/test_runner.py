@@ -69,10 +69,10 @@ def test_saved_png_is_what_was_scored(tmp_path, photos):
 
 
 def test_generator_depends_on_seed_and_id_only():
-    a = torch.rand(4, generator=image_generator(0, "img1", torch.device("cpu")))
-    b = torch.rand(4, generator=image_generator(0, "img1", torch.device("cpu")))
-    c = torch.rand(4, generator=image_generator(0, "img2", torch.device("cpu")))
-    d = torch.rand(4, generator=image_generator(1, "img1", torch.device("cpu")))
+    a = torch.rand(4, generator=image_generator(0, "img1"))
+    b = torch.rand(4, generator=image_generator(0, "img1"))
+    c = torch.rand(4, generator=image_generator(0, "img2"))
+    d = torch.rand(4, generator=image_generator(1, "img1"))
     assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, d)
 
 
