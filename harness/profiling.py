@@ -25,7 +25,8 @@ every later job of a multirun inherit the earlier ones' peak):
 ``FlopCounterMode`` with hooks on every network the method's :class:`~srarena.methods.base.CostModel`
 names; the sampler announces each step (:func:`mark_step`), so "per step" is measured, not
 inferred from declared call counts: ``flops_per_step`` is the FLOPs of the ``per_step`` networks
-divided by the measured steps (whichever expert ran at each), ``params_step`` the parameters of
+divided by the measured steps (whichever expert ran at each; a method that marks no steps is one
+step, and one without ``per_step`` networks — bicubic — puts all its FLOPs in it), ``params_step`` the parameters of
 the ``per_step`` networks that ran in one step (one expert of a mixture, plus shared parts),
 ``params_once`` those of the ``per_image`` networks that ran, ``nfe_per_step`` the calls of the
 ``evals`` modules per step. Convention: FLOPs = 2 x multiply-accumulates, as
@@ -317,8 +318,10 @@ def profile_cost(method: Any, lr: torch.Tensor, scale: int, generator: torch.Gen
 
     step_leaves = _outermost([leaf for leaf, s in stats.items() if "per_step" in s.roles])
     ran_steps = [leaf for leaf in step_leaves if stats[leaf].calls]
-    steps = rec.marks if rec.marks else (1 if ran_steps else 0)
-    flops_step_total = sum(stats[leaf].flops for leaf in step_leaves)
+    # A method that marks no steps is one step (feed-forward nets, interpolation); one without
+    # per_step networks (bicubic) has everything it ran in that step.
+    steps = rec.marks or 1
+    flops_step_total = sum(stats[leaf].flops for leaf in step_leaves) if cost.per_step else int(mode.get_total_flops())
     # Parameters active in one step: per step, the per_step networks that ran at it; the largest.
     by_step: dict[int, set[str]] = {}
     for leaf in ran_steps:
@@ -329,12 +332,12 @@ def profile_cost(method: Any, lr: torch.Tensor, scale: int, generator: torch.Gen
     evals = sum(stats[leaf].calls for leaf in _outermost([leaf for leaf, s in stats.items() if "evals" in s.roles]))
     report = CostReport(
         flops_per_image=int(mode.get_total_flops()),
-        flops_per_step=flops_step_total / steps if steps else 0.0,
+        flops_per_step=flops_step_total / steps,
         steps=int(steps),
         params=int(method.num_params()),
         params_step=int(params_step),
         params_once=_unique_params(once),
-        nfe_per_step=evals / steps if steps else 0.0,
+        nfe_per_step=evals / steps,
         modules=stats,
     )
     report.warnings = _cross_check(cost, report, declared_leaves, rec.marks)
