@@ -1,6 +1,6 @@
 """``srarena weights status|fetch``: list every registered weight file, or download the missing.
 
-Metrics register their files when the modules named by the metric table load; methods register theirs
+Metrics register their files when ``srarena.harness.metrics`` loads its presets; methods register theirs
 at import, so every module under the ``methods`` package is imported first (a module that fails to
 import is reported, not fatal: status must work on a machine missing a method's dependency).
 """
@@ -19,7 +19,8 @@ from srarena.harness.weights import (
 
 
 def load_all_specs() -> list[str]:
-    """Import metric presets and every ``methods`` module; returns import problems."""
+    """Import the metric table's implementation modules and every ``methods`` module; returns
+    import problems."""
     from srarena.harness.metrics.registry import import_implementations
 
     problems = [f"{m}: {e}" for m, e in import_implementations().items()]

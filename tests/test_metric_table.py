@@ -204,7 +204,7 @@ def test_a_metric_added_as_one_row_reaches_leaderboard_report_and_gate(toy_row, 
     for method, extra in (("bicubic", []), ("rrdbnet_demo", [])):
         cfg = _compose("run", common + [f"method={method}", "dataset=folder", f"dataset.hr_dir={hr}", "dataset.name=toy",
                                         "metrics.presets=[psnr_y,toy_darkness]", "runner.progress=false",
-                                        "runner.warmup=0", "runner.count_flops=false", f"+method_name={method}", *extra])
+                                        "runner.warmup=0", f"+method_name={method}", *extra])
         assert app.run(cfg) == 0
     board = (tmp_path / "reports" / "leaderboard.md").read_text()
     assert "toy_darkness ↓" in board and "psnr_y ↑" in board

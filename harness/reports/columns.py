@@ -48,7 +48,7 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("params_once_m", True, 3, "Params once (M)", "parameters of the modules that run once per image"),
     ColumnSpec("flops_per_step_g", True, 2, "GFLOPs/step", "denoiser FLOPs of one sampling step"),
     ColumnSpec("flops_per_image_g", True, 2, "GFLOPs/image", "everything one image costs"),
-    ColumnSpec("nfe_per_step", True, 2, "NFE/step", "network calls per step (adaptive ODE solvers)"),
+    ColumnSpec("nfe_per_step", True, 1, "NFE/step", "network calls per step (adaptive ODE solvers)"),
     ColumnSpec("steps", True, 0, "Steps", "sampling steps", integer=True),
     ColumnSpec("n_images", None, 0, "N", "images in the test set", integer=True),
     ColumnSpec("n_ok", None, 0, "ok", "images that went through", integer=True),
