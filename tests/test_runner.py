@@ -115,10 +115,13 @@ def _compose_run(tmp_path, hr_dir, *overrides):
             "device=cpu", "leaderboard.print_after_run=false", *overrides])
 
 
-def test_a_job_whose_images_all_fail_exits_nonzero_and_its_run_is_failed(tmp_path, photos, capsys):
+def test_a_job_whose_images_all_fail_exits_nonzero_and_its_run_is_failed(tmp_path, photos, capsys, monkeypatch):
     import mlflow
 
     from srarena.harness.app import run
+
+    # mlflow.set_tracking_uri (earlier tests, and this one) exports MLFLOW_TRACKING_URI: pin it here
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
 
     write_png(tmp_path / "HR" / "a.png", photos["astronaut"][:64, :64])
     write_png(tmp_path / "HR" / "b.png", photos["coffee"][:64, :64])
