@@ -148,6 +148,6 @@ def test_configuration_errors(tmp_path, hr_dir):
     with pytest.raises(ConfigError, match="not trainable"):
         run_train(cfg)
     cfg = compose_train(tmp_path, hr_dir, *TINY_RRDB, "tracking.enabled=false",
-                        "+train.stages=[{name: a, steps: 2, train: {unet: {}}}]")
+                        "train.stages=[{name: a, steps: 2, train: {unet: {}}}]")
     with pytest.raises(ConfigError, match=r"unknown module 'unet'; the method's training modules are \['rrdb'\]"):
         run_train(cfg)
