@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from srarena.harness.errors import ConfigError
@@ -29,7 +30,7 @@ from srarena.harness.training.checkpoint import (
     stage_file,
 )
 from srarena.harness.training.protocol import TrainableMethod, TrainBatch
-from srarena.harness.training.stages import OptimConfig, StageConfig, pinned_parameters, plan_stage
+from srarena.harness.training.stages import OptimConfig, StageConfig, StagePlan, pinned_parameters, plan_stage
 from srarena.methods.state_dicts import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
 
 
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator a method draws its timesteps and noise from at global ``step``."""
+    return torch.Generator().manual_seed(seed * 7_919 + step + 1)
+
+
 def _resume_position(cfg: LoopConfig, path: Path) -> Position:
     pos, _, _ = read_position(path)
     names = [s.name for s in cfg.stages]
@@ -112,6 +118,63 @@ def _resume_position(cfg: LoopConfig, path: Path) -> Position:
     return pos
 
 
+@dataclass
+class _Stage:
+    """One stage being trained: its plan, optimiser (with each group's base lr) and EMA."""
+
+    index: int
+    config: StageConfig
+    plan: StagePlan
+    opt: torch.optim.Optimizer
+    base_lrs: list[float]
+    ema: EMA | None
+
+    @classmethod
+    def open(cls, index: int, stage: StageConfig, modules: Mapping[str, nn.Module], pinned: set[int]) -> "_Stage":
+        plan = plan_stage(stage, modules, pinned)
+        opt = torch.optim.AdamW(plan.groups, lr=stage.optim.lr, betas=stage.optim.betas,
+                                weight_decay=stage.optim.weight_decay)
+        ema = EMA(plan.state, stage.ema_decay) if stage.ema_decay > 0 else None
+        return cls(index, stage, plan, opt, [float(g["lr"]) for g in opt.param_groups], ema)
+
+    @property
+    def ema_state(self) -> dict[str, torch.Tensor] | None:
+        return self.ema.shadow if self.ema is not None else None
+
+    def set_lr(self, local: int) -> dict[str, float]:
+        factor = lr_factor(self.config.optim, self.config.steps, local)
+        for g, base in zip(self.opt.param_groups, self.base_lrs):
+            g["lr"] = base * factor
+        return {f"lr_{g['name']}": g["lr"] for g in self.opt.param_groups}
+
+    def step(self, method: TrainableMethod, batch: TrainBatch, generator: torch.Generator,
+             local: int) -> tuple[float, dict[str, float]]:
+        """Forward, losses, backward, optimiser, hook, EMA: one optimiser step."""
+        stage = self.config
+        loss, terms = stage.losses(method.training_outputs(batch, generator, stage.name))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at stage {stage.name!r} step {local}; lower its optim.lr")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if stage.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.plan.params, stage.optim.grad_clip)
+        self.opt.step()
+        after_step = getattr(method, "after_step", None)
+        if after_step is not None:
+            with torch.no_grad():
+                after_step(local + 1, stage.name)
+        if self.ema is not None:
+            self.ema.update()
+        return float(loss.detach()), terms
+
+    def finish(self, checkpoint_path: Path, meta: Mapping[str, Any]) -> None:
+        """The stage's result is its EMA; keep what it trained for later stages and resumes."""
+        if self.ema is not None:
+            self.ema.copy_to_live()
+        save_stage_weights(stage_file(checkpoint_path, self.index, self.config.name), self.plan.state,
+                           {**meta, "stage": self.index, "stage_name": self.config.name})
+
+
 def train_loop(
     method: TrainableMethod,
     sampler: BatchSource,
@@ -122,10 +185,10 @@ def train_loop(
     resume: bool = True,
     meta: dict[str, Any] | None = None,
 ) -> LoopResult:
+    """Run every stage of ``cfg`` (continuing from ``checkpoint_path`` when ``resume``)."""
     modules = method.training_modules()
     pinned = pinned_parameters(modules)
     meta = dict(meta or {})
-    after_step = getattr(method, "after_step", None)
     start = Position(0, cfg.stages[0].name, 0, 0)
     if resume and checkpoint_path.is_file():
         start = _resume_position(cfg, checkpoint_path)
@@ -135,67 +198,33 @@ def train_loop(
         log.info("resuming %s: stage %s at step %d of %d", checkpoint_path, start.stage_name,
                  start.stage_step, cfg.stages[start.stage].steps)
     offset = sum(s.steps for s in cfg.stages[: start.stage])
-    t0, loss_value = time.perf_counter(), float("nan")
+    t0, loss = time.perf_counter(), float("nan")
     bar = tqdm(total=cfg.steps, initial=offset + start.stage_step, disable=not cfg.progress, desc="train")
     for index in range(start.stage, len(cfg.stages)):
-        stage = cfg.stages[index]
-        plan = plan_stage(stage, modules, pinned)
-        opt = torch.optim.AdamW(plan.groups, lr=stage.optim.lr, betas=stage.optim.betas,
-                                weight_decay=stage.optim.weight_decay)
-        base_lrs = [float(g["lr"]) for g in opt.param_groups]
-        ema = EMA(plan.state, stage.ema_decay) if stage.ema_decay > 0 else None
+        st = _Stage.open(index, cfg.stages[index], modules, pinned)
         first = 0
         if index == start.stage and start.stage_step > 0:
-            first = load_training_state(checkpoint_path, plan.state, ema.shadow if ema else None, opt).stage_step
+            first = load_training_state(checkpoint_path, st.plan.state, st.ema_state, st.opt).stage_step
         if len(cfg.stages) > 1:
-            bar.set_description(f"train [{stage.name}]")
-        for local in range(first, stage.steps):
+            bar.set_description(f"train [{st.config.name}]")
+        for local in range(first, st.config.steps):
             step = offset + local
-            factor = lr_factor(stage.optim, stage.steps, local)
-            for g, base in zip(opt.param_groups, base_lrs):
-                g["lr"] = base * factor
-            torch.manual_seed(_step_seed(cfg.seed, step))
-            batch = sampler.batch(step).to(device)
-            gen = torch.Generator().manual_seed(cfg.seed * 7_919 + step + 1)
-            outputs = method.training_outputs(batch, gen, stage.name)
-            loss, terms = stage.losses(outputs)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at step {step} (stage {stage.name!r}); lower its optim.lr"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if stage.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(plan.params, stage.optim.grad_clip)
-            lrs = {f"lr_{g['name']}": g["lr"] for g in opt.param_groups}
-            opt.step()
-            if after_step is not None:
-                with torch.no_grad():
-                    after_step(local + 1, stage.name)
-            if ema is not None:
-                ema.update()
-            loss_value = float(loss.detach())
-            done, total_done = local + 1, step + 1
+            lrs = st.set_lr(local)
+            torch.manual_seed(_step_seed(cfg.seed, step))  # global RNG users (dropout) repeat too
+            loss, terms = st.step(method, sampler.batch(step).to(device), _step_generator(cfg.seed, step), local)
             bar.update(1)
-            if total_done % cfg.checkpoint_every == 0 or done == stage.steps:  # before logging: a
-                save_training_state(  # failing logger loses nothing
-                    checkpoint_path, plan.state, ema.shadow if ema else None, opt,
-                    Position(index, stage.name, done, total_done), meta,
-                )
-            if total_done % cfg.log_every == 0 or done == stage.steps:
-                bar.set_postfix(loss=f"{loss_value:.4f}")
-                values = {"loss": loss_value, "lr": next(iter(lrs.values())),
-                          "stage": float(index), **terms}
-                if len(lrs) > 1:
-                    values |= lrs
-                log_fn(total_done, values)
-        if ema is not None:  # the stage's result is its EMA
-            ema.copy_to_live()
-        save_stage_weights(stage_file(checkpoint_path, index, stage.name), plan.state,
-                           {**meta, "stage": index, "stage_name": stage.name})
-        offset += stage.steps
+            done, total_done = local + 1, step + 1
+            if total_done % cfg.checkpoint_every == 0 or done == st.config.steps:  # before logging: a
+                save_training_state(checkpoint_path, st.plan.state, st.ema_state, st.opt,  # failing logger
+                                    Position(index, st.config.name, done, total_done), meta)  # loses nothing
+            if total_done % cfg.log_every == 0 or done == st.config.steps:
+                bar.set_postfix(loss=f"{loss:.4f}")
+                values = {"loss": loss, "lr": next(iter(lrs.values())), "stage": float(index), **terms}
+                log_fn(total_done, values | (lrs if len(lrs) > 1 else {}))
+        st.finish(checkpoint_path, meta)
+        offset += st.config.steps
     bar.close()
     for m in modules.values():
         m.eval()
     trained = tuple(dict.fromkeys(n for s in cfg.stages for n in s.train))
-    return LoopResult(cfg.steps, time.perf_counter() - t0, loss_value, trained)
+    return LoopResult(cfg.steps, time.perf_counter() - t0, loss, trained)
