@@ -11,6 +11,13 @@ parameters live in the basicsr wheel as ``.npz``; pyiqa wants a ``.mat``). A spe
 ``derive`` is written into the weights directory on first use, atomically, so a crash never
 leaves a half-written file for the next run to trust.
 
+A *bundle* (:class:`WeightBundle`) is several files under one key — four expert U-Nets and a
+decoder, or a diffusers model folder plus adapter files — each with its own role, file name,
+source and sha256. :func:`resolve_bundle` returns role -> path and, when anything required is
+absent, one :class:`MissingWeightsError` that lists *every* missing file (not the first), so a
+user copies the whole set in one go. A bundle entry may be a folder, recognised by a marker file
+inside it (``model_index.json`` of a diffusers model).
+
 Library cache paths may contain ``{hub}`` (``torch.hub.get_dir()``, read at look-up time so that
 ``TORCH_HOME`` set by a test or a user is honoured) and environment variables.
 """
@@ -24,7 +31,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 DEFAULT_WEIGHTS_DIR = Path("~/.cache/srarena/weights")
 DEFAULT_CACHE_DIR = Path("~/.cache/srarena")
@@ -61,7 +68,75 @@ class MissingWeightsError(FileNotFoundError):
         )
 
 
-_WEIGHTS: dict[str, WeightSpec] = {}
+@dataclass(frozen=True)
+class BundleFile:
+    """One member of a :class:`WeightBundle`.
+
+    ``filename`` is relative to the weights directory. With ``marker`` set the entry is a folder
+    (e.g. a diffusers model folder) and counts as present only when ``<folder>/<marker>`` exists,
+    so a half-copied folder is reported missing rather than failing deep inside a loader.
+    ``optional`` files (an EMA copy, a second adapter) are listed but never block resolution.
+    """
+
+    role: str  # what the method calls it: "unet", "expert0", "lora", "de_net"
+    filename: str
+    source: str
+    sha256: str | None = None
+    optional: bool = False
+    marker: str = ""  # set for a folder entry: a file inside it that proves it is complete
+    library_paths: tuple[str, ...] = field(default=())  # other places checked, as for WeightSpec
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.marker)
+
+
+@dataclass(frozen=True)
+class WeightBundle:
+    """Several weight files resolved together under one key (``register_weights`` takes it too)."""
+
+    key: str
+    files: tuple[BundleFile, ...]
+    used_by: str
+    licence: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(self.files))
+        roles = [f.role for f in self.files]
+        if not roles:
+            raise ValueError(f"weight bundle {self.key!r} has no files")
+        dup = sorted({r for r in roles if roles.count(r) > 1})
+        if dup:
+            raise ValueError(f"weight bundle {self.key!r}: roles {dup} appear more than once")
+
+    def file(self, role: str) -> BundleFile:
+        for f in self.files:
+            if f.role == role:
+                return f
+        raise KeyError(f"weight bundle {self.key!r} has no file with role {role!r}; roles: {[f.role for f in self.files]}")
+
+
+class MissingBundleError(MissingWeightsError):
+    """Required files of a bundle are absent: the message lists every one, with place and source."""
+
+    def __init__(self, bundle: WeightBundle, missing: list[tuple[BundleFile, list[Path]]]):
+        self.spec = bundle  # type: ignore[assignment]
+        self.missing = [f for f, _ in missing]
+        names = ", ".join(f"{f.filename}{'/' if f.is_folder else ''}" for f, _ in missing)
+        lines = [
+            f"missing {len(missing)} of {len(bundle.files)} weight files of bundle {bundle.key!r} "
+            f"(needed by {bundle.used_by}): {names} ; put them under {weights_dir()}"
+        ]
+        for f, searched in missing:
+            what = f"folder (with {f.marker})" if f.is_folder else "file"
+            lines.append(f"  [{f.role}] {what} {f.filename}: put it at {weights_dir() / f.filename} ; get it from {f.source}")
+            lines += [f"      searched {p}" for p in searched]
+        lines.append("(set SRARENA_WEIGHTS or paths.weights to use another directory; `srarena weights status` "
+                     "lists every file, `srarena weights fetch` downloads direct links on a machine with internet)")
+        FileNotFoundError.__init__(self, "\n".join(lines))
+
+
+_WEIGHTS: dict[str, "WeightSpec | WeightBundle"] = {}
 _configured_dir: Path | None = None
 
 
@@ -84,12 +159,16 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else DEFAULT_CACHE_DIR.expanduser()
 
 
-def register_weights(spec: WeightSpec) -> WeightSpec:
+AnyWeights = TypeVar("AnyWeights", "WeightSpec", "WeightBundle")
+
+
+def register_weights(spec: AnyWeights) -> AnyWeights:
+    """Add a single file (:class:`WeightSpec`) or a :class:`WeightBundle` to the one registry."""
     _WEIGHTS[spec.key] = spec
     return spec
 
 
-def registered_weights() -> dict[str, WeightSpec]:
+def registered_weights() -> dict[str, "WeightSpec | WeightBundle"]:
     return dict(_WEIGHTS)
 
 
@@ -161,6 +240,53 @@ def resolve_weights(spec: WeightSpec) -> Path:
     raise MissingWeightsError(spec, candidates(spec))
 
 
+def file_candidates(entry: BundleFile) -> list[Path]:
+    return [weights_dir() / entry.filename] + [_expand(p) for p in entry.library_paths]
+
+
+def _present(entry: BundleFile, path: Path) -> bool:
+    return (path / entry.marker).is_file() if entry.is_folder else path.is_file()
+
+
+def find_bundle_file(entry: BundleFile) -> Path | None:
+    """The first candidate that holds the file (or the complete folder), else None."""
+    for p in file_candidates(entry):
+        if _present(entry, p):
+            return p
+    return None
+
+
+def as_bundle(key_or_bundle: "str | WeightBundle") -> WeightBundle:
+    if isinstance(key_or_bundle, WeightBundle):
+        return key_or_bundle
+    found = _WEIGHTS.get(str(key_or_bundle))
+    if not isinstance(found, WeightBundle):
+        bundles = sorted(k for k, v in _WEIGHTS.items() if isinstance(v, WeightBundle))
+        what = "a single file (resolve_weights)" if found is not None else "not registered"
+        raise KeyError(f"weights {key_or_bundle!r} is {what}, not a bundle; registered bundles: {bundles}")
+    return found
+
+
+def resolve_bundle(key_or_bundle: "str | WeightBundle") -> dict[str, Path]:
+    """role -> path of every present file of a bundle (folders: the folder itself).
+
+    Optional files that are absent are left out of the result; if any required file is absent,
+    one :class:`MissingBundleError` names all of them, each with where it goes and its source.
+    """
+    bundle = as_bundle(key_or_bundle)
+    found: dict[str, Path] = {}
+    missing: list[tuple[BundleFile, list[Path]]] = []
+    for entry in bundle.files:
+        path = find_bundle_file(entry)
+        if path is not None:
+            found[entry.role] = path
+        elif not entry.optional:
+            missing.append((entry, file_candidates(entry)))
+    if missing:
+        raise MissingBundleError(bundle, missing)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # status and fetch: the edges used by `srarena weights`
 
@@ -179,7 +305,42 @@ class WeightStatus:
             "path": str(self.path) if self.path else str(weights_dir() / self.spec.filename),
             "used_by": self.spec.used_by,
             "source": self.spec.derived_from or self.spec.source,
+            "kind": "file",
         }
+
+
+@dataclass(frozen=True)
+class BundleStatus:
+    """A bundle and each of its files: ``state`` is present, missing (a required file is absent)."""
+
+    bundle: WeightBundle
+    files: tuple[tuple[BundleFile, Path | None], ...]
+
+    @property
+    def state(self) -> str:
+        absent = [f for f, p in self.files if p is None and not f.optional]
+        return "missing" if absent else "present"
+
+    def rows(self) -> list[dict[str, str]]:
+        """One row for the bundle, then one per file (key ``<bundle>[<role>]``)."""
+        b = self.bundle
+        n_ok = sum(p is not None for _, p in self.files)
+        rows = [{
+            "key": b.key, "file": f"bundle: {n_ok} of {len(self.files)} present", "state": self.state,
+            "path": str(weights_dir()), "used_by": b.used_by, "source": "see its files", "kind": "bundle",
+        }]
+        for f, p in self.files:
+            state = "present" if p is not None else "optional" if f.optional else "missing"
+            rows.append({
+                "key": f"{b.key}[{f.role}]", "file": f.filename + ("/" if f.is_folder else ""), "state": state,
+                "path": str(p if p is not None else weights_dir() / f.filename), "used_by": b.used_by,
+                "source": f.source, "kind": "bundle_file",
+            })
+        return rows
+
+
+def bundle_status(bundle: WeightBundle) -> BundleStatus:
+    return BundleStatus(bundle, tuple((f, find_bundle_file(f)) for f in bundle.files))
 
 
 def weight_status(spec: WeightSpec) -> WeightStatus:
@@ -213,14 +374,49 @@ def fetch_weights(spec: WeightSpec, target_dir: Path | None = None, timeout: flo
             return atomic_write(target, spec.derive)
         except (OSError, ImportError, KeyError, ValueError):
             pass  # fall through to the download, if there is one
-    if not re.fullmatch(r"(https?|file)://\S+", spec.source.strip()):
+    if not is_direct_link(spec.source):
         raise MissingWeightsError(spec, [target])  # not a direct link: the message says how
+    return download(spec.source, target, spec.sha256, timeout)
 
-    def download(tmp: Path) -> None:
-        with urllib.request.urlopen(spec.source, timeout=timeout) as r, open(tmp, "wb") as f:
+
+def is_direct_link(source: str) -> bool:
+    return re.fullmatch(r"(https?|file)://\S+", source.strip()) is not None
+
+
+def download(url: str, target: Path, sha256: str | None, timeout: float) -> Path:
+    """``url`` -> ``target`` through a temporary file, checked against ``sha256`` before the rename."""
+
+    def write(tmp: Path) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
             while chunk := r.read(1 << 20):
                 f.write(chunk)
-        if spec.sha256 and sha256_file(tmp) != spec.sha256:
-            raise ValueError(f"{spec.filename}: sha256 mismatch after download from {spec.source}")
+        if sha256 and sha256_file(tmp) != sha256:
+            raise ValueError(f"{target.name}: sha256 mismatch after download from {url}")
 
-    return atomic_write(target, download)
+    return atomic_write(target, write)
+
+
+def fetch_bundle(
+    key_or_bundle: "str | WeightBundle", target_dir: Path | None = None, timeout: float = 60.0
+) -> dict[str, Path]:
+    """Download every file of a bundle that has a direct link into ``target_dir``.
+
+    Files already there are kept; folders and files without a direct link (a Hugging Face repo,
+    a Google Drive page) cannot be fetched by URL, so the error lists exactly those, with their
+    sources — after every downloadable file has been fetched.
+    """
+    bundle = as_bundle(key_or_bundle)
+    base = target_dir or weights_dir()
+    got: dict[str, Path] = {}
+    manual: list[tuple[BundleFile, list[Path]]] = []
+    for entry in bundle.files:
+        target = base / entry.filename
+        if _present(entry, target):
+            got[entry.role] = target
+        elif not entry.is_folder and is_direct_link(entry.source):
+            got[entry.role] = download(entry.source, target, entry.sha256, timeout)
+        elif not entry.optional:
+            manual.append((entry, [target]))
+    if manual:
+        raise MissingBundleError(bundle, manual)
+    return got

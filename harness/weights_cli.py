@@ -1,5 +1,8 @@
 """``srarena weights status|fetch``: list every registered weight file, or download the missing.
 
+A bundle (several files under one key) is listed as one row plus one row per member file
+(``<key>[<role>]``), so a user sees which of its files are missing.
+
 Metrics register their files when ``srarena.harness.metrics`` loads its presets; methods register theirs
 at import, so every module under the ``methods`` package is imported first (a module that fails to
 import is reported, not fatal: status must work on a machine missing a method's dependency).
@@ -14,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from srarena.harness.weights import (
-    fetch_weights, registered_weights, set_weights_dir, weight_status, weights_dir,
+    WeightBundle, bundle_status, fetch_bundle, fetch_weights, registered_weights, set_weights_dir,
+    sha256_file, weight_status, weights_dir,
 )
 
 
@@ -36,9 +40,32 @@ def load_all_specs() -> list[str]:
     return problems
 
 
-def status_rows(keys: list[str] | None = None) -> list[dict[str, str]]:
+def status_rows(keys: list[str] | None = None, verify: bool = False) -> list[dict[str, str]]:
+    """One row per single file; a bundle gives a row for itself and one per member file.
+
+    With ``verify`` every present file with a known sha256 is hashed (slow for large files) and a
+    mismatch shows as state ``corrupt``.
+    """
     specs = registered_weights()
-    return [weight_status(specs[k]).row() for k in sorted(specs) if not keys or k in keys]
+    rows: list[dict[str, str]] = []
+    for key in sorted(specs):
+        if keys and key not in keys:
+            continue
+        spec = specs[key]
+        if isinstance(spec, WeightBundle):
+            st = bundle_status(spec)
+            new = st.rows()
+            if verify:
+                for row, (entry, path) in zip(new[1:], st.files):
+                    if path is not None and entry.sha256 and not entry.is_folder and sha256_file(path) != entry.sha256:
+                        row["state"] = new[0]["state"] = "corrupt"
+        else:
+            ws = weight_status(spec)
+            new = [ws.row()]
+            if verify and ws.path is not None and spec.sha256 and sha256_file(ws.path) != spec.sha256:
+                new[0]["state"] = "corrupt"
+        rows += new
+    return rows
 
 
 def format_table(rows: list[dict[str, str]], cols: tuple[str, ...]) -> str:
@@ -54,15 +81,17 @@ def run_weights(cfg: Any) -> int:
     only = list(cfg.get("only") or [])
     action = str(cfg.get("action", "status"))
     if action == "status":
-        rows = status_rows(only)
+        rows = status_rows(only, verify=bool(cfg.get("verify", False)))
         print(f"weights directory: {weights_dir()}")
         print(format_table(rows, ("state", "key", "file", "used_by", "path")))
-        missing = [r for r in rows if r["state"] == "missing"]
+        top = [r for r in rows if r["kind"] != "bundle_file"]  # a bundle counts once
+        missing = [r for r in rows if r["kind"] != "bundle" and r["state"] in ("missing", "corrupt")]
         for r in missing:
-            print(f"  get {r['file']} from {r['source']}")
-        print(f"{len(rows) - len(missing)} of {len(rows)} available "
-              f"(derivable files are written on first use); "
-              "`srarena weights fetch` downloads the rest on a machine with internet")
+            print(f"  get {r['file']} ({r['key']}) from {r['source']}")
+        n_ok = sum(r["state"] in ("present", "derivable") for r in top)
+        print(f"{n_ok} of {len(top)} available "
+              f"(derivable files are written on first use; a bundle is available when all its "
+              "required files are); `srarena weights fetch` downloads the rest on a machine with internet")
         return 0
     if action == "fetch":
         target = Path(cfg.target).expanduser() if cfg.get("target") else weights_dir()
@@ -72,7 +101,12 @@ def run_weights(cfg: Any) -> int:
             if only and key not in only:
                 continue
             try:
-                path = fetch_weights(specs[key], target, timeout=float(cfg.get("timeout_s", 120)))
+                spec, timeout = specs[key], float(cfg.get("timeout_s", 120))
+                if isinstance(spec, WeightBundle):
+                    for role, path in fetch_bundle(spec, target, timeout=timeout).items():
+                        print(f"ok       {key}[{role}]: {path}")
+                    continue
+                path = fetch_weights(spec, target, timeout=timeout)
                 print(f"ok       {key}: {path}")
             except Exception as e:
                 failed += 1

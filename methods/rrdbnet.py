@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Callable, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,9 @@ import srarena.methods.ncnn_import  # noqa: F401  (registers the ncnn .param rea
 from srarena.methods.base import BaseMethod, CostModel, MethodError
 from srarena.methods.state_dicts import CheckpointError, StateDict, load_into, locate, read_state_dict
 from srarena.methods.tiling import TileConfig, maybe_tiled
+
+if TYPE_CHECKING:
+    from srarena.harness.training.protocol import TrainBatch
 
 log = logging.getLogger(__name__)
 
@@ -349,14 +352,13 @@ class RRDBNetMethod(BaseMethod):
         return sr[..., : h * scale, : w * scale]
 
     # -- training (srarena.harness.training.TrainableMethod) -----------------------------------------
-    def trainable_module(self) -> nn.Module:
-        return self.net
+    def training_modules(self) -> dict[str, nn.Module]:
+        return {"rrdb": self.net}
 
-    def training_pair(
-        self, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prediction and target for the configured pixel losses: SR output vs HR."""
-        return self.net(lr), hr
+    def training_outputs(self, batch: "TrainBatch", generator: torch.Generator, stage: str) -> dict[str, torch.Tensor]:
+        """SR output and HR for the configured pixel losses (``pred``/``target`` alias ``sr``/``hr``)."""
+        sr = self.net(batch.lr)
+        return {"sr": sr, "hr": batch.hr, "pred": sr, "target": batch.hr}
 
     def checkpoint_metadata(self) -> dict[str, object]:
         return {"method": "rrdbnet", "layout": "basicsr", "arch": asdict(self.arch)}

@@ -23,7 +23,7 @@ There are no official SR3 weights; ``weights`` points at a checkpoint written by
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,11 @@ from srarena.methods.base import BaseMethod, CostModel, MethodError
 from srarena.methods.diffusion import DDPMUNet, UNetConfig, make_schedule, sample
 from srarena.methods.diffusion.samplers import SamplerConfig
 from srarena.methods.diffusion.schedules import Prediction
+from srarena.methods.diffusion.training import sample_timesteps
 from srarena.methods.state_dicts import CheckpointError, load_into, locate, read_state_dict
+
+if TYPE_CHECKING:
+    from srarena.harness.training.protocol import TrainBatch
 
 Target = Literal["image", "residual"]
 TARGETS: tuple[str, ...] = ("image", "residual")
@@ -150,22 +154,23 @@ class SR3(BaseMethod):
         return (up + self.residual_scale * res)[..., : h * scale, : w * scale].float()
 
     # -- training (srarena.harness.training.TrainableMethod) -----------------------------------------
-    def trainable_module(self) -> nn.Module:
-        return self.unet
+    def training_modules(self) -> dict[str, nn.Module]:
+        return {"unet": self.unet}
 
-    def training_pair(
-        self, lr: torch.Tensor, hr: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(network output, its target) for a uniformly drawn timestep: the DDPM objective."""
+    def training_outputs(self, batch: "TrainBatch", generator: torch.Generator, stage: str) -> dict[str, torch.Tensor]:
+        """The DDPM objective for a uniformly drawn timestep per sample: ``pred`` (network
+        output) and ``target`` (what it should be in the configured parameterisation), plus
+        ``x0`` and ``x0_pred`` (both parameterisation-independent) for losses in x_0 space."""
+        lr, hr = batch.lr, batch.hr
         up = imresize(lr, scale=self.scale, size=tuple(hr.shape[-2:]))
         cond = up * 2 - 1
         x0 = hr * 2 - 1 if self.target == "image" else (hr - up) / self.residual_scale
-        b = hr.shape[0]
-        t = torch.randint(self.schedule.T, (b,), generator=generator).to(hr.device)
+        t = sample_timesteps(hr.shape[0], generator, None, self.schedule.T).to(hr.device)
         noise = torch.randn(hr.shape, generator=generator).to(hr.device, hr.dtype)
         xt = self.schedule.q_sample(x0, t, noise)
         out = self.unet(torch.cat([xt, cond], dim=1), t)
-        return out, self.schedule.target(x0, t, noise, self.prediction)
+        _, x0_pred = self.schedule.to_eps_x0(xt, t, out, self.prediction)
+        return {"pred": out, "target": self.schedule.target(x0, t, noise, self.prediction), "x0": x0, "x0_pred": x0_pred}
 
     def checkpoint_metadata(self) -> dict[str, object]:
         return {

@@ -6,13 +6,18 @@ run code, so they are read with ``torch.load(weights_only=True)``; safetensors i
 needs nothing of the sort. Anything that is not a mapping of names to tensors is refused with a
 message naming the file, because "unpickling failed" or a ``KeyError`` deep in ``load_state_dict``
 tells a user nothing about which of their files is wrong.
+
+Two ways to load: :func:`load_into` is strict (every key, every shape — a full checkpoint);
+:func:`load_partial` loads the shared keys of an adapter or partial file and reports the rest,
+refusing only what falls outside the prefixes the caller allows.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -135,17 +140,86 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], path: 
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_partial` did: keys the module kept from its own init, keys of the file it
+    ignored, and how many tensors it copied."""
+
+    missing: list[str]
+    unexpected: list[str]
+    loaded: int
+
+
+def _outside(keys: list[str], allowed: Sequence[str]) -> list[str]:
+    return [k for k in keys if not any(k.startswith(p) for p in allowed)]
+
+
+def load_partial(
+    module: torch.nn.Module,
+    state: Mapping[str, torch.Tensor],
+    path: Path | str,
+    *,
+    allow_missing: Sequence[str] = (),
+    allow_unexpected: Sequence[str] = (),
+) -> LoadReport:
+    """Load the keys ``state`` and ``module`` share; report the rest (adapters, partial files).
+
+    An adapter file (LoRA, a fine-tuned head) holds only some of a model's tensors, and a base
+    model file lacks the adapter's: ``allow_missing`` / ``allow_unexpected`` are key prefixes
+    that may legitimately be absent from the file / absent from the module (``""`` allows any).
+    Anything outside them, and any shape mismatch whatever the prefixes, raises a
+    :class:`CheckpointError` naming the keys before a single tensor is copied, so a wrong file
+    never half-loads. Values are cast to the module's dtypes.
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    bad_missing, bad_unexpected = _outside(missing, allow_missing), _outside(unexpected, allow_unexpected)
+    if bad_missing or bad_unexpected or shapes:
+        parts = []
+        if bad_missing:
+            parts.append(f"{len(bad_missing)} missing outside {list(allow_missing)}: {bad_missing[:8]}")
+        if bad_unexpected:
+            parts.append(f"{len(bad_unexpected)} unexpected outside {list(allow_unexpected)}: {bad_unexpected[:8]}")
+        if shapes:
+            parts.append(f"{len(shapes)} with other shapes: {shapes[:4]}")
+        raise CheckpointError(f"{path}: does not fit {type(module).__name__}: " + "; ".join(parts))
+    shared = {k: state[k].to(own[k].dtype) for k in own if k in state}
+    result = module.load_state_dict(shared, strict=False)
+    assert not result.unexpected_keys  # shared keys only
+    return LoadReport(missing=missing, unexpected=unexpected, loaded=len(shared))
+
+
 
 
 def locate(ref: str) -> Path:
     """A weight reference from a config: a registered :class:`~srarena.harness.weights.WeightSpec` key
-    (resolved through the weights directory), or a file path (absolute, relative to the working
-    directory, or relative to the repository for the committed demo checkpoints)."""
-    from srarena.harness.weights import registered_weights, resolve_weights
+    (resolved through the weights directory), one file of a bundle as ``<bundle key>[<role>]``,
+    or a file path (absolute, relative to the working directory, or relative to the repository
+    for the committed demo checkpoints)."""
+    from srarena.harness.weights import WeightBundle, registered_weights, resolve_bundle, resolve_weights
 
-    spec = registered_weights().get(ref)
+    known = registered_weights()
+    spec = known.get(ref)
+    if isinstance(spec, WeightBundle):
+        roles = [f.role for f in spec.files]
+        raise CheckpointError(
+            f"weights {ref!r} is a bundle of {len(roles)} files; name one as {ref}[<role>] (roles: {roles}) "
+            "or resolve the whole set with srarena.harness.weights.resolve_bundle"
+        )
     if spec is not None:
         return resolve_weights(spec)
+    if ref.endswith("]") and "[" in ref:
+        key, role = ref[:-1].split("[", 1)
+        bundle = known.get(key)
+        if isinstance(bundle, WeightBundle):
+            bundle.file(role)  # KeyError naming the roles if there is no such file
+            return resolve_bundle(bundle)[role]
     path = Path(ref).expanduser()
     for candidate in (path, PACKAGE_ROOT / path):
         if candidate.is_file():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from srarena.harness.degradations.resize import imresize
+from srarena.harness.training.protocol import TrainBatch
 from srarena.methods.base import MethodError
 from srarena.methods.sr3 import SR3
 from srarena.methods.state_dicts import CheckpointError, save_safetensors
@@ -31,10 +32,15 @@ def test_upscale_is_exactly_scaled_and_seeded():
     assert m.cost_model().calls == {"unet": 4} and m.cost_model().steps == 4
 
 
+def _pair(m: SR3, lr: torch.Tensor, hr: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    out = m.training_outputs(TrainBatch(lr=lr, hr=hr), g, "train")
+    return out["pred"], out["target"]
+
+
 def test_training_pair_is_the_ddpm_objective():
     m = SR3(**TINY)
     g = torch.Generator().manual_seed(0)
-    pred, target = m.training_pair(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16), g)
+    pred, target = _pair(m, torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16), g)
     assert pred.shape == target.shape == (2, 3, 16, 16)
     g = torch.Generator().manual_seed(0)
     torch.randint(100, (2,), generator=g)
@@ -68,7 +74,7 @@ def test_residual_target_round_trips():
     """x_0 is (hr - bicubic_up(lr)) / residual_scale; the SR is bicubic_up(lr) + residual."""
     m = SR3(**TINY, target="residual", residual_scale=0.05, prediction="x0")
     lr, hr = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16)
-    _, target = m.training_pair(lr, hr, torch.Generator().manual_seed(0))
+    _, target = _pair(m, lr, hr, torch.Generator().manual_seed(0))
     torch.testing.assert_close(target, (hr - imresize(lr, scale=4, size=(16, 16))) / 0.05)
     # A network that predicts a zero residual returns the bicubic upsample (clamped to [0, 1]:
     # x_0 is clamped to the range that keeps the SR valid, and bicubic overshoots it).

@@ -1,8 +1,9 @@
 """``srarena train``: build method, data and loop from the config; log the run to MLflow.
 
 The CLI dispatcher composes ``conf/train.yaml`` and calls :func:`run_train`. The result is a
-safetensors file of the trained network (EMA weights when enabled) with the method's
-architecture in its metadata, which the method's YAML can point ``weights`` at.
+safetensors file of the trained modules (EMA weights when enabled) with the method's
+architecture, the full resolved config, the seed and the git commit in its metadata
+(:mod:`srarena.harness.training.export`), which the method's YAML can point ``weights`` at.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from srarena.harness.devices import resolve_device
 from srarena.harness.errors import ConfigError
 from srarena.harness.training.data import CropSampler, degradation_synth, load_hr_images
+from srarena.harness.training.export import export_metadata, export_state
 from srarena.harness.training.loop import LoopConfig, LoopResult, train_loop
-from srarena.harness.training.losses import WeightedLoss
 from srarena.harness.training.protocol import as_trainable
+from srarena.harness.training.stages import parse_stages
 from srarena.methods.state_dicts import save_safetensors
 
 log = logging.getLogger(__name__)
@@ -36,13 +38,14 @@ def hr_folder(cfg: DictConfig) -> Path:
     return ensure_embedded(Path(str(cfg.paths.data)), str(cfg.train.data.split))
 
 
-def loop_config(cfg: DictConfig) -> LoopConfig:
-    t, o = cfg.train, cfg.train.optim
+def loop_config(cfg: DictConfig, modules: list[str]) -> LoopConfig:
+    """The loop's settings and its stages (``train.stages``, or the whole ``train`` block as one)."""
+    t = cfg.train
+    train = OmegaConf.to_container(t, resolve=True)
+    assert isinstance(train, dict)
     return LoopConfig(
-        steps=int(t.steps), lr=float(o.lr), betas=tuple(o.betas), weight_decay=float(o.weight_decay),
-        warmup_steps=int(o.warmup_steps), schedule=str(o.schedule), min_lr_ratio=float(o.min_lr_ratio),
-        grad_clip=float(o.grad_clip), ema_decay=float(t.ema_decay), log_every=int(t.log_every),
-        checkpoint_every=int(t.checkpoint_every), seed=int(cfg.seed), progress=bool(t.progress),
+        stages=parse_stages(train, modules), seed=int(cfg.seed), log_every=int(t.log_every),
+        checkpoint_every=int(t.checkpoint_every), progress=bool(t.progress),
     )
 
 
@@ -78,6 +81,8 @@ def run_train(cfg: DictConfig) -> int:
     method = instantiate(method_cfg)
     trainable = as_trainable(method)
     method.to(device)
+    modules = trainable.training_modules()
+    plan = loop_config(cfg, list(modules))
     synth, scale = degradation_synth(cfg.degradation, int(cfg.seed))
     if getattr(method, "scales", ()) and scale not in method.scales:
         raise ConfigError(f"degradation x{scale} does not match the method's scales {method.scales}")
@@ -85,13 +90,15 @@ def run_train(cfg: DictConfig) -> int:
     sampler = CropSampler(
         load_hr_images(hr_folder(cfg)), synth, scale, int(d.crop), int(d.batch_size), int(cfg.seed), bool(d.augment)
     )
-    loss_fn = WeightedLoss(OmegaConf.to_container(cfg.train.losses, resolve=True))  # type: ignore[arg-type]
     out_dir = Path(str(cfg.train.out_dir)).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     export = Path(str(cfg.train.export)).expanduser() if cfg.train.export else out_dir / "model.safetensors"
     run_name = str(cfg.train.run_name)
-    meta = {"config": OmegaConf.to_yaml(cfg, resolve=True)}
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    from srarena.harness.tracking import git_commit
+
+    commit = git_commit()
     with mlflow_run(cfg, run_name) as run:
 
         def log_fn(step: int, values: dict[str, float]) -> None:
@@ -103,21 +110,18 @@ def run_train(cfg: DictConfig) -> int:
 
         t0 = time.perf_counter()
         result: LoopResult = train_loop(
-            trainable, sampler, loss_fn, loop_config(cfg), device, out_dir / "last.safetensors",
-            log_fn, resume=bool(cfg.train.resume), meta=meta,
+            trainable, sampler, plan, device, out_dir / "last.safetensors",
+            log_fn, resume=bool(cfg.train.resume), meta={"config": config_yaml, "seed": int(cfg.seed)},
         )
+        names = list(OmegaConf.select(cfg, "train.export_modules") or result.trained)
         save_safetensors(
             export,
-            result.model.state_dict(),
-            {
-                **trainable.checkpoint_metadata(),
-                "kind": "model",
-                "trained_steps": result.step,
-                "train_seconds": round(result.seconds, 1),
-                "degradation": str(cfg.degradation.name),
-                "crop": int(d.crop),
-                "losses": OmegaConf.to_container(cfg.train.losses, resolve=True),
-            },
+            export_state(modules, names),
+            export_metadata(
+                trainable.checkpoint_metadata(), config_yaml=config_yaml, seed=int(cfg.seed), git_commit=commit,
+                stages=plan.stages, exported=names, trained_steps=result.step, train_seconds=result.seconds,
+                extra={"degradation": str(cfg.degradation.name), "crop": int(d.crop)},
+            ),
         )
         if run is not None:
             import mlflow

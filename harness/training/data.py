@@ -5,7 +5,9 @@ random parameters are drawn from generators seeded by the step, so a resumed run
 the batches an uninterrupted run would have, with no data-loader state in the checkpoint.
 LR synthesis goes through :mod:`srarena.harness.degradations` (``degradation=bicubic_x4`` — MATLAB
 bicubic — by default, ``degradation=stablesr`` / ``realesrgan`` for blind SR), the same code
-that builds degraded test sets, so training and evaluation degradations cannot drift apart.
+that builds degraded test sets, so training and evaluation degradations cannot drift apart. The
+sampled degradation records travel with the batch (:class:`TrainBatch`): a degradation
+estimator trains on them.
 """
 
 from __future__ import annotations
@@ -17,20 +19,25 @@ import torch
 
 from srarena.harness.data.io import is_image, read_image, to_tensor
 from srarena.harness.errors import ConfigError, DataError
+from srarena.harness.training.protocol import TrainBatch
 
-LRSynth = Callable[[torch.Tensor, list[str]], torch.Tensor]
+#: (HR batch, per-sample ids) -> (LR batch, per-sample degradation records)
+LRSynth = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, list[dict[str, Any]]]]
 
 
 def degradation_synth(degradation_cfg: Any, seed: int) -> tuple[LRSynth, int]:
-    """(hr batch, per-sample ids) -> LR batch, from a ``conf/degradation`` preset; and its scale."""
+    """(hr batch, per-sample ids) -> (LR batch, records), from a ``conf/degradation`` preset; and
+    its scale. Each sample's record is drawn from a generator seeded by (seed, id), as for a
+    prepared test set, so a record alone regenerates its LR."""
     from srarena.harness.degradations.pipeline import degrade
     from srarena.harness.degradations.presets import load_preset
     from srarena.harness.degradations.sampling import sample_record
 
     preset = load_preset(degradation_cfg)
 
-    def synth(hr: torch.Tensor, ids: list[str]) -> torch.Tensor:
-        return degrade(hr, [sample_record(preset, seed, i) for i in ids])
+    def synth(hr: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        records = [sample_record(preset, seed, i) for i in ids]
+        return degrade(hr, records), records
 
     return synth, int(preset.scale)
 
@@ -43,7 +50,8 @@ def load_hr_images(folder: Path) -> dict[str, torch.Tensor]:
 
 
 class CropSampler:
-    """Batches of random ``crop``x``crop`` HR patches (with flips / 90-degree turns) and their LR."""
+    """Batches of random ``crop``x``crop`` HR patches (with flips / 90-degree turns), their LR and
+    degradation records; ``batch(step)`` is a pure function of (seed, step)."""
 
     def __init__(
         self,
@@ -65,7 +73,7 @@ class CropSampler:
         self.synth, self.scale, self.crop = synth, scale, crop
         self.batch_size, self.seed, self.augment = batch_size, seed, augment
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> TrainBatch:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         crops, ids = [], []
         for i in range(self.batch_size):
@@ -81,4 +89,5 @@ class CropSampler:
             crops.append(patch)
             ids.append(f"train/{step}/{i}/{key}")
         hr = torch.stack(crops).contiguous()
-        return self.synth(hr, ids), hr
+        lr, records = self.synth(hr, ids)
+        return TrainBatch(lr=lr, hr=hr, ids=ids, records=records)
