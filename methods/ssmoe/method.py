@@ -79,7 +79,7 @@ def build_vq(cfg: Mapping[str, Any]) -> nn.Module:
     """The VQ-f4 autoencoder: diffusers' ``VQModel`` (the class LDM-SR's pipeline runs)."""
     from diffusers import VQModel
 
-    return VQModel(**dict(cfg))
+    return VQModel.from_config(dict(cfg))
 
 
 class SSMoESR(BaseMethod):
@@ -129,6 +129,12 @@ class SSMoESR(BaseMethod):
             latent_scale = float(arch_meta.get("latent_scale", latent_scale))
             if arch_meta.get("decoder_arch") is not None and decoder == "fcd":
                 fcd = arch_meta["decoder_arch"]
+        ldm_folder = None
+        if ldm_sr:  # the released LDM-SR fixes the denoiser and VQ architecture
+            from srarena.methods.ssmoe.diffusers_convert import ldm_sr_architecture, ldm_sr_folder
+
+            ldm_folder = ldm_sr_folder(str(ldm_sr))
+            denoiser, vq = ldm_sr_architecture(ldm_folder)
         if decoder not in DECODERS:
             raise MethodError(f"ssmoe decoder must be one of {DECODERS}, not {decoder!r}")
         if color_fix not in COLOR_FIXES:
@@ -181,10 +187,10 @@ class SSMoESR(BaseMethod):
             from srarena.methods.ssmoe.official import load_official
 
             load_official(self, official, use_ema=use_ema)
-        elif ldm_sr:
+        elif ldm_folder is not None:
             from srarena.methods.ssmoe.diffusers_convert import load_ldm_sr_folder
 
-            load_ldm_sr_folder(self, ldm_sr)
+            load_ldm_sr_folder(self, ldm_folder)
         if self.arch.moe_experts and self.moe_inference == "collapsed":
             collapse_all(self.nets["experts"])
         self.nets.eval()
