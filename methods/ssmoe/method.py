@@ -105,9 +105,16 @@ class SSMoESR(BaseMethod):
         official: str | None = None,
         ldm_sr: str | None = None,
         use_ema: bool = True,
+        random_init: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if not (weights or official or ldm_sr or random_init):
+            raise MethodError(
+                "ssmoe: no weights given (weights=<trained .safetensors>, official=ssmoe/official_8x, or "
+                "ldm_sr=<diffusers LDM-SR folder>); method=ssmoe_demo is the checkpoint trained here, "
+                "random_init=true runs untrained networks"
+            )
         if sum(x is not None and x != "" for x in (weights, official, ldm_sr)) > 1:
             raise MethodError("ssmoe: give at most one of weights, official, ldm_sr")
         state, meta, path = None, {}, None
