@@ -52,8 +52,10 @@ def route(t: torch.Tensor, bounds: Sequence[int]) -> torch.Tensor:
 class SamplingExperts(nn.Module):
     """K denoisers behind one ``(x_t, t) -> eps`` call; each sample goes to the expert of its t."""
 
-    def __init__(self, experts: Sequence[nn.Module], bounds: Sequence[int]) -> None:
+    def __init__(self, experts: Sequence[nn.Module], bounds: Sequence[int], latent_scale: float = 1.0) -> None:
         super().__init__()
+        # LDM's scale_factor: the diffusion's latent = encoder output x latent_scale (0 = not set yet)
+        self.register_buffer("latent_scale", torch.tensor(float(latent_scale)))
         if len(experts) != len(bounds) - 1:
             raise ValueError(f"{len(experts)} experts need {len(experts) + 1} bounds, got {list(bounds)}")
         self.experts = nn.ModuleList(experts)

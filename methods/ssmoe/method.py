@@ -35,11 +35,12 @@ from torch import nn
 from srarena.harness.degradations.resize import imresize
 from srarena.methods.base import BaseMethod, CostModel, MethodError
 from srarena.methods.diffusion import make_schedule
+from srarena.methods.diffusion.samplers import timestep_sequence
 from srarena.methods.diffusion.unet import UNetConfig
 from srarena.methods.ssmoe.blocks import MOE_MODES, collapse_all, use_generator
 from srarena.methods.ssmoe.colorfix import COLOR_FIXES
 from srarena.methods.ssmoe.experts import (
-    MomentumSchedule, SamplingExperts, build_denoiser, expert_bounds, share_momentum_all,
+    MomentumSchedule, SamplingExperts, build_denoiser, expert_bounds, route, share_momentum_all,
 )
 from srarena.methods.ssmoe.fcd import FCDParts, fcd_cost_paths, fcd_decode
 from srarena.methods.ssmoe.sampling import SamplerOptions, run_sampler
@@ -98,7 +99,7 @@ class SSMoESR(BaseMethod):
         prediction: str = "eps",
         color_fix: str = "adain",
         quantize: bool = True,
-        latent_scale: float = 1.0,
+        latent_scale: float | str = 1.0,
         momentum: Mapping[str, Any] | None = None,
         fcd_latents: Mapping[str, Any] | None = None,
         weights: str | None = None,
@@ -123,17 +124,15 @@ class SSMoESR(BaseMethod):
             state, meta = read_state_dict(path)
             if meta.get("method") != "ssmoe":
                 raise CheckpointError(f"{path}: not an ssmoe checkpoint (metadata method={meta.get('method')!r})")
-            try:  # the file describes the networks it holds; it overrides the YAML's architecture
-                arch_meta = {k: json.loads(v) for k, v in meta.items() if k in ARCH_KEYS}
-            except json.JSONDecodeError as e:
-                raise CheckpointError(f"{path}: malformed ssmoe metadata ({e})") from None
+            # the file describes the networks it holds; it overrides the YAML's architecture
+            arch_meta = {k: _json_or_text(v) for k, v in meta.items() if k in ARCH_KEYS}
             denoiser = arch_meta.get("denoiser", denoiser)
             sampling_experts = arch_meta.get("sampling_experts", sampling_experts)
             space_moe = _merge_moe(arch_meta.get("space_moe", space_moe), space_moe)
             vq = arch_meta.get("vq", vq)
             schedule = arch_meta.get("schedule", schedule)
             prediction = arch_meta.get("prediction", prediction)
-            latent_scale = float(arch_meta.get("latent_scale", latent_scale))
+            latent_scale = arch_meta.get("latent_scale", latent_scale)
             if arch_meta.get("decoder_arch") is not None and decoder == "fcd":
                 fcd = arch_meta["decoder_arch"]
         ldm_folder = None
@@ -148,6 +147,8 @@ class SSMoESR(BaseMethod):
             raise MethodError(f"ssmoe color_fix must be one of {sorted(COLOR_FIXES)}, not {color_fix!r}")
         if prediction not in ("eps", "x0", "v"):
             raise MethodError(f"ssmoe prediction must be eps, x0 or v, not {prediction!r}")
+        denoiser, vq, fcd, schedule = _plain(denoiser), _plain(vq), _plain(fcd), _plain(schedule)
+        sampling_experts, space_moe = _plain(sampling_experts), _plain(space_moe)
         se = dict(sampling_experts or {"count": 1})
         moe = dict(space_moe) if space_moe else {}
         moe_experts = int(moe.get("experts", 0) or 0)
@@ -165,12 +166,16 @@ class SSMoESR(BaseMethod):
         self.scales = tuple(int(s) for s in scales)
         self.schedule_cfg = dict(schedule or {"name": "scaled_linear", "timesteps": 1000,
                                               "beta_start": 0.0015, "beta_end": 0.0155})
-        self.schedule = make_schedule(**self.schedule_cfg)
+        with torch.device("cpu"):  # the schedule is host data even when the networks are built on meta
+            self.schedule = make_schedule(**self.schedule_cfg)
         self.sampler = SamplerOptions.from_dict(sampler)
         self.prediction = prediction
         self.color_fix = color_fix
         self.quantize = bool(quantize)
-        self.latent_scale = float(latent_scale)
+        self.latent_scale_auto = latent_scale == "auto"
+        if not self.latent_scale_auto and not float(latent_scale) > 0:
+            raise MethodError(f"ssmoe latent_scale must be > 0 or 'auto', got {latent_scale!r}")
+        initial_scale = 0.0 if self.latent_scale_auto else float(latent_scale)
         self.momentum = MomentumSchedule(**dict(momentum or {}))
         self.fcd_latents = dict(fcd_latents or {"steps": 10})
         try:
@@ -181,7 +186,8 @@ class SSMoESR(BaseMethod):
         with torch.random.fork_rng(devices=[]):  # reproducible init, global RNG untouched
             torch.manual_seed(int(seed))
             ucfg = self.arch.unet_config("grouped")
-            self.nets["experts"] = SamplingExperts([build_denoiser(ucfg) for _ in range(self.arch.experts)], bounds)
+            self.nets["experts"] = SamplingExperts([build_denoiser(ucfg) for _ in range(self.arch.experts)], bounds,
+                                                   latent_scale=initial_scale)
             self.nets["vq"] = build_vq(self.arch.vq)
             if self.arch.fcd is not None:
                 self.nets["fcd"] = FCDParts(self.nets["vq"].config.block_out_channels, **self.arch.fcd)
@@ -198,6 +204,8 @@ class SSMoESR(BaseMethod):
             from srarena.methods.ssmoe.diffusers_convert import load_ldm_sr_folder
 
             load_ldm_sr_folder(self, ldm_folder)
+        from srarena.methods.ssmoe import training  # noqa: F401  (registers the focal frequency loss)
+
         if self.arch.moe_experts and self.moe_inference == "collapsed":
             collapse_all(self.nets["experts"])
         self.nets.eval()
@@ -209,6 +217,16 @@ class SSMoESR(BaseMethod):
         elif not any(k.startswith("fcd.") for k in state):
             raise CheckpointError(f"{path}: holds no FCD weights (fcd.*); run it with decoder=vq")
         load_into(self.nets, state, path or "<state>")
+
+    @property
+    def latent_scale(self) -> float:
+        """Latents the diffusion runs on = VQ encoder output x this (LDM's ``scale_factor``).
+        ``latent_scale: auto`` sets it from the first training batch to 1 / std of the latents
+        (LDM's scale_by_std); it lives in the experts' state dict so checkpoints carry it."""
+        value = float(self.experts.latent_scale)
+        if value <= 0:
+            raise MethodError("ssmoe latent_scale is 'auto' and not set yet: train the denoisers first")
+        return value
 
     @property
     def experts(self) -> SamplingExperts:
@@ -228,7 +246,7 @@ class SSMoESR(BaseMethod):
             "decoder_arch": self.arch.fcd,
             "schedule": self.schedule_cfg,
             "prediction": self.prediction,
-            "latent_scale": self.latent_scale,
+            "latent_scale": "auto" if self.latent_scale_auto else self.latent_scale,
         }
 
     # -- cost -----------------------------------------------------------------------------------
@@ -259,9 +277,20 @@ class SSMoESR(BaseMethod):
         c = lr if factor == 1 else imresize(lr, scale=factor)
         return c * 2 - 1
 
-    def denoise(self, cond: torch.Tensor) -> Any:
+    def denoise(self, cond: torch.Tensor, sampler: SamplerOptions | None = None) -> Any:
+        """``(z_t, t) -> eps`` for the shared sampler: the routed expert on ``concat(z_t, cond)``.
+
+        On the meta device (paper-scale profiling without weights) t has no values to route on;
+        the expert then comes from the chain's own timestep sequence, call by call."""
+        sampler = sampler or self.sampler
+        chain = iter(timestep_sequence(self.schedule.T, sampler.steps, sampler.spacing))
+
         def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.experts(torch.cat([x, cond], dim=1), t)
+            xin = torch.cat([x, cond], dim=1)
+            if t.device.type == "meta":
+                k = int(route(torch.tensor([next(chain)], device="cpu"), self.experts.bounds)[0])
+                return self.experts.experts[k](xin, t)
+            return self.experts(xin, t)
 
         return fn
 
@@ -269,7 +298,7 @@ class SSMoESR(BaseMethod):
                       sampler: SamplerOptions | None = None) -> torch.Tensor:
         shape = (cond.shape[0], self.unet_cfg.out_channels, *cond.shape[-2:])
         with use_generator(self.experts, generator):
-            z = run_sampler(self.denoise(cond), shape, self.schedule, generator, sampler or self.sampler,
+            z = run_sampler(self.denoise(cond, sampler), shape, self.schedule, generator, sampler or self.sampler,
                             prediction=self.prediction, device=self.device, x_T=x_T)
         return z / self.latent_scale
 
@@ -324,7 +353,9 @@ class SSMoESR(BaseMethod):
     def after_step(self, step: int, stage: str) -> None:
         """Momentum weight sharing of the Space-MoE experts after every denoiser optimiser step."""
         if stage == "denoisers" and self.arch.moe_experts > 1:
-            share_momentum_all(self.experts, self.momentum.b(step))
+            # ``step`` counts the steps done (1 after the first); the official ramp reads Lightning's
+            # global_step inside optimizer_step, i.e. the steps done before this one.
+            share_momentum_all(self.experts, self.momentum.b(step - 1))
 
 
 def _merge_moe(from_file: Mapping[str, Any] | None, from_yaml: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -335,3 +366,20 @@ def _merge_moe(from_file: Mapping[str, Any] | None, from_yaml: Mapping[str, Any]
     if from_yaml and "inference" in from_yaml:
         out["inference"] = from_yaml["inference"]
     return out
+
+
+def _plain(value: Any) -> Any:
+    """Hydra hands over DictConfig/ListConfig: plain dicts and lists (JSON metadata, comparisons)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__iter__") and type(value).__name__ == "ListConfig"):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_or_text(value: str) -> Any:
+    """safetensors metadata values: JSON for structures and numbers, plain text for strings."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
