@@ -80,6 +80,21 @@ def flatten(cfg: Mapping[str, Any] | DictConfig, prefix: str = "") -> dict[str, 
     return out
 
 
+def log_params(params: Mapping[str, Any], run_id: str | None = None) -> None:
+    """Log ``params`` (flat ``name -> value``) to the active run, or to ``run_id``, in batches.
+
+    Why batches: an MLflow store takes at most ``MAX_PARAMS_TAGS_PER_BATCH`` (100) parameters per
+    call, and a resolved srarena config has several hundred. The one place that knows this: the
+    benchmark jobs and the training runs both log their configs through it.
+    """
+    import mlflow
+    from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+    items = list(params.items())
+    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+        mlflow.log_params(dict(items[i : i + MAX_PARAMS_TAGS_PER_BATCH]), run_id=run_id)
+
+
 def git_commit() -> str:
     try:
         repo = PACKAGE_ROOT
@@ -138,10 +153,7 @@ def log_job(
     exp_id = experiment_id(cfg)
     all_tags = {**environment_tags(), **tags, "srarena.kind": "job"}
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, parent_run_id=parent_run_id, tags=all_tags) as run:
-        params = flatten(cfg)
-        items = list(params.items())
-        for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-            mlflow.log_params(dict(items[i : i + 100]))
+        log_params(flatten(cfg))
         finite = {k: float(v) for k, v in metrics.items() if v is not None and v == v and abs(v) != float("inf")}
         mlflow.log_metrics(finite)
         for path in artifacts:

@@ -19,11 +19,11 @@ from srarena.harness.weights import (
 
 
 def load_all_specs() -> list[str]:
-    """Import metric presets and every ``methods`` module; returns import problems."""
-    from srarena.harness.metrics.registry import available_metrics
+    """Import the metric table's implementation modules and every ``methods`` module; returns
+    import problems."""
+    from srarena.harness.metrics.registry import import_implementations
 
-    available_metrics()
-    problems: list[str] = []
+    problems = [f"{m}: {e}" for m, e in import_implementations().items()]
     try:
         from srarena import methods
     except ImportError as e:  # pragma: no cover - methods package is part of the repo

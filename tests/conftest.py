@@ -12,7 +12,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-CALIBRATION = SHARED / "reference" / "pyiqa_calibration"
+#: pyiqa's calibration pairs and official values, in the project (lossless PNG; PROVENANCE.md).
+CALIBRATION = REPO / "tests" / "data" / "pyiqa_calibration"
+
+
+def calibration_image(root: Path, kind: str, name: str) -> Path:
+    """The stored file of a calibration image named as in ``results_official.csv`` (``I03.bmp``):
+    the BMPs of pyiqa's release are kept as pixel-identical PNGs."""
+    return root / kind / f"{Path(name).stem}.png"
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -44,7 +51,7 @@ def basicsr():
 @pytest.fixture(scope="session")
 def calibration_dir() -> Path:
     if not (CALIBRATION / "results_official.csv").is_file():
-        pytest.skip(f"calibration data absent: expected {CALIBRATION} (../shared beside the repo)")
+        pytest.fail(f"calibration data missing from the project: expected {CALIBRATION}")
     return CALIBRATION
 
 

@@ -8,6 +8,8 @@ import csv
 import cv2
 import numpy as np
 import pytest
+
+from tests.conftest import calibration_image
 import torch
 
 from srarena.harness.metrics.registry import MetricContext, create_metric
@@ -76,7 +78,7 @@ def _calibration(calibration_dir, row):
     with open(calibration_dir / "results_official.csv") as f:
         rows = {r[0]: r[1:] for r in csv.reader(f)}
     read = lambda p: _t(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))  # noqa: E731
-    return [(read(calibration_dir / "dist" / n), read(calibration_dir / "ref" / n), float(v))
+    return [(read(calibration_image(calibration_dir, "dist", n)), read(calibration_image(calibration_dir, "ref", n)), float(v))
             for n, v in zip(rows["Method"], rows[row])]
 
 

@@ -7,6 +7,8 @@ import csv
 import cv2
 import numpy as np
 import pytest
+
+from tests.conftest import calibration_image
 import torch
 
 from srarena.harness.metrics.registry import MetricContext, create_metric, get_spec
@@ -34,7 +36,7 @@ def test_niqe_matches_official_row(calibration_dir):
     # pyiqa's own calibration tolerance for NIQE is rtol 6e-2; measured worst: I19, 5.1%.
     names, expected = _official(calibration_dir, "niqe")
     niqe = create_metric("niqe", MetricContext())
-    got = [float(niqe(_load(calibration_dir / "dist" / n), None)[0]) for n in names]
+    got = [float(niqe(_load(calibration_image(calibration_dir, "dist", n)), None)[0]) for n in names]
     np.testing.assert_allclose(got, expected, rtol=6e-2)
 
 
@@ -42,7 +44,7 @@ def test_ms_ssim_matches_official_row(calibration_dir):
     # pyiqa's MS-SSIM is within 0.52% of the official row (I19 worst); its own table allows 1%.
     names, expected = _official(calibration_dir, "ms_ssim")
     ms = create_metric("ms_ssim", MetricContext())
-    got = [float(ms(_load(calibration_dir / "dist" / n), _load(calibration_dir / "ref" / n))[0])
+    got = [float(ms(_load(calibration_image(calibration_dir, "dist", n)), _load(calibration_image(calibration_dir, "ref", n)))[0])
            for n in names]
     np.testing.assert_allclose(got, expected, rtol=1e-2)
 

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+
+from tests.conftest import calibration_image
 import torch
 
 from srarena.harness.data.io import read_image
@@ -55,8 +57,8 @@ def _calibration_pairs(calibration_dir):
     with open(calibration_dir / "results_official.csv") as f:
         rows = {r[0]: r[1:] for r in csv.reader(f)}
     for i, name in enumerate(rows["Method"]):
-        dist, _ = read_image(calibration_dir / "dist" / name)
-        ref, _ = read_image(calibration_dir / "ref" / name)
+        dist, _ = read_image(calibration_image(calibration_dir, "dist", name))
+        ref, _ = read_image(calibration_image(calibration_dir, "ref", name))
         yield name, dist, ref, {k: v[i] for k, v in rows.items()}
 
 

@@ -2,8 +2,8 @@
 
 Why not ``cleanfid.fid.compute_fid(dir1, dir2)``: it reads folders and keeps every feature;
 srarena streams each pair once. We reuse clean-fid's pieces — its resizers
-(``cleanfid.resize.build_resizer``), its Inception wrappers and its ``frechet_distance`` — and
-accumulate Gaussian statistics (sum and sum of outer products, float64) so memory is flat in the
+(``cleanfid.resize.build_resizer``), its Inception wrappers and (as the reference form of
+:mod:`srarena.harness.metrics.frechet`) its ``frechet_distance`` — and accumulate Gaussian statistics (sum and sum of outer products, float64) so memory is flat in the
 number of images and the result does not depend on the batch size.
 
 Modes (clean-fid's): ``clean`` (PIL bicubic resize in float to 299, TorchScript Inception from
@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import tempfile
 import warnings
@@ -50,8 +49,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from srarena.harness.metrics.versions import library_version
+from srarena.harness.metrics.frechet import GaussianStats, frechet_distance
+from srarena.harness.metrics.spec import MetricContext
 from srarena.harness.weights import WeightSpec, atomic_write, cache_dir, register_weights, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -76,55 +75,6 @@ PT_INCEPTION = register_weights(WeightSpec(
 
 # ---------------------------------------------------------------------------------------------
 # arithmetic: pure functions
-
-
-class GaussianStats:
-    """Running mean/covariance from sums; exact (up to float64 rounding) for any batching."""
-
-    def __init__(self, dim: int) -> None:
-        self.n = 0
-        self.sum = np.zeros(dim, np.float64)
-        self.outer = np.zeros((dim, dim), np.float64)
-
-    def update(self, feats: np.ndarray) -> None:
-        f = np.asarray(feats, np.float64).reshape(len(feats), -1)
-        self.n += len(f)
-        self.sum += f.sum(0)
-        self.outer += f.T @ f
-
-    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.n < 2:
-            raise ValueError(f"FID needs at least 2 images per set, got {self.n}")
-        mu = self.sum / self.n
-        cov = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
-        return mu, cov
-
-    @property
-    def nbytes(self) -> int:
-        return self.sum.nbytes + self.outer.nbytes
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "sqrtm") -> float:
-    """Fréchet distance between two Gaussians.
-
-    ``sqrtm``: clean-fid's own function (scipy ``sqrtm`` of the product, as every FID tool does);
-    ``eig``: the same trace through eigenvalues of ``A sigma2 A`` with ``A = sqrt(sigma1)``
-    (symmetric, so real and stable; no imaginary parts when N < dim) — the streaming metric's
-    default because two symmetric eigendecompositions cost less than one general ``sqrtm``
-    (measured 38 s vs 100 s at 2048-d on a loaded 2-core CPU); tests check both agree.
-    """
-    if method == "sqrtm":
-        from cleanfid.fid import frechet_distance as cf
-
-        return float(cf(mu1, sigma1, mu2, sigma2))
-    if method == "eig":
-        w, v = np.linalg.eigh(sigma1)
-        a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-        ev = np.linalg.eigvalsh(a @ sigma2 @ a)
-        tr_covmean = np.sqrt(np.clip(ev, 0, None)).sum()
-        diff = np.asarray(mu1) - np.asarray(mu2)
-        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
-    raise ValueError(f"unknown method {method!r}")
 
 
 def image_digest(img_u8_hwc: np.ndarray) -> str:
@@ -437,39 +387,15 @@ class FID:
                    mode=self.ext.mode, extractor=self.ext.name, index=np.arange(w.rows["sr"]))
 
 
-def _fid(mode: str, name: str):
-    def factory(ctx: MetricContext) -> FID:
-        opts = dict(ctx.options)
-        return FID(name, build_extractor(mode, ctx.device),
-                   batch_size=int(opts.get("fid_batch_size", 16)),
-                   reference_digest=opts.get("fid_reference_digest"),
-                   use_cache=bool(opts.get("fid_cache", True)),
-                   method=str(opts.get("fid_method", "eig")),
-                   features_path=(Path(opts["fid_features_dir"]) / f"{name}_features.npz"
-                                  if opts.get("fid_features_dir") else None))
-
-    return factory
-
-
-for _name, _mode, _w, _resize in [
-    ("fid", "clean", TORCHSCRIPT_INCEPTION, "PIL bicubic on float32 to 299x299 (clean-fid)"),
-    ("fid_legacy_tensorflow", "legacy_tensorflow", TORCHSCRIPT_INCEPTION,
-     "inside the network, TF-style bilinear to 299x299"),
-    ("fid_legacy_pytorch", "legacy_pytorch", PT_INCEPTION,
-     "torch bilinear (align_corners=False) to 299x299"),
-]:
-    register_metric(MetricSpec(
-        name=_name, kind="set", lower_better=True, value_range=(0.0, math.inf), library="clean-fid",
-        version=f"{VERSION}+clean-fid-{library_version('clean-fid')}",
-        conventions={"input": "SR quantised to uint8", "mode": _mode, "resize": _resize,
-                     "features": f"Inception pool3, {FEATURE_DIM}-d", "weights": _w.filename,
-                     "reference_set": "HR images of the dataset (stats cached by content hash)",
-                     "stats": "float64 sums (mean, unbiased covariance)",
-                     "trace_sqrt": "eigenvalues of sqrt(S1) S2 sqrt(S1) (= scipy sqrtm form to "
-                                   "1e-7, ~2.5x faster, stable when rank-deficient); "
-                                   "options.fid_method=sqrtm for clean-fid's own function",
-                     "per_image_features": "options.fid_features_dir -> <preset>_features.npz "
-                                           "(float32 SR/HR rows, for the bootstrap over images)"},
-        factory=_fid(_mode, _name),
-        description="Frechet Inception Distance between SR and HR sets; reports N",
-    ))
+def fid(ctx: MetricContext, mode: str = "clean", name: str = "fid") -> FID:
+    """The streaming FID of clean-fid's ``mode``; its values are reported as ``name``, ``name_n``,
+    ``name_n_ref``. Options (``MetricContext.options``): ``fid_batch_size``, ``fid_reference_digest``,
+    ``fid_cache``, ``fid_method`` (``eig`` or ``sqrtm``), ``fid_features_dir``."""
+    opts = dict(ctx.options)
+    return FID(name, build_extractor(mode, ctx.device),
+               batch_size=int(opts.get("fid_batch_size", 16)),
+               reference_digest=opts.get("fid_reference_digest"),
+               use_cache=bool(opts.get("fid_cache", True)),
+               method=str(opts.get("fid_method", "eig")),
+               features_path=(Path(opts["fid_features_dir"]) / f"{name}_features.npz"
+                              if opts.get("fid_features_dir") else None))

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from srarena.harness.metrics.versions import library_version
+from srarena.harness.metrics.spec import MetricContext
 from srarena.harness.weights import WeightSpec, register_weights, resolve_weights
 
-VERSION = "1"
 _HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
 
 MUSIQ_KONIQ = register_weights(WeightSpec(
@@ -33,7 +31,7 @@ def build_musiq(path: str, device: str) -> torch.nn.Module:
     return MUSIQ(pretrained="koniq10k", pretrained_model_path=path).eval().to(device)
 
 
-def _musiq(ctx: MetricContext):
+def musiq(ctx: MetricContext):
     net = build_musiq(str(resolve_weights(MUSIQ_KONIQ)), ctx.device)
 
     def f(sr: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
@@ -41,13 +39,3 @@ def _musiq(ctx: MetricContext):
             return net(sr.to(ctx.device, torch.float32)).reshape(-1).double()
 
     return f
-
-
-register_metric(MetricSpec(
-    name="musiq", kind="nr", lower_better=False, value_range=(0.0, 100.0), library="pyiqa",
-    version=f"{VERSION}+pyiqa-{library_version('pyiqa')}",
-    conventions={"input": "SR quantised to uint8", "dtype": "float32", "head": "KonIQ-10k",
-                 "scales": "native + longer side 224, 384 (pyiqa defaults)",
-                 "weights": MUSIQ_KONIQ.filename, "reference": "pyiqa musiq"},
-    factory=_musiq, description="MUSIQ multi-scale transformer IQA, KonIQ-10k MOS scale",
-))

@@ -5,7 +5,7 @@ pyiqa's ``niqe`` downloads ``niqe_modelparameters.mat``; the same numbers (the M
 file without importing basicsr (whose import fails on torchvision >= 0.17) and write it in the
 ``.mat`` layout pyiqa loads, once, atomically, into the weights directory.
 
-Two presets, because the field uses two conventions that differ by up to a few tenths:
+Two rows of the metric table, because the field uses two conventions that differ by up to a few tenths:
 ``niqe`` is pyiqa's (Y of YIQ = MATLAB ``rgb2gray`` luminance, rounded, no crop; this is the one
 calibrated against the official MATLAB values), ``niqe_y`` is BasicSR's SR-table convention
 (Y of studio-range YCbCr, rounded, ``crop_border = scale``).
@@ -14,17 +14,14 @@ calibrated against the official MATLAB values), ``niqe_y`` is BasicSR's SR-table
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from srarena.harness.metrics.versions import library_version
+from srarena.harness.metrics.spec import MetricContext
 from srarena.harness.weights import WeightSpec, register_weights, resolve_weights
 
-VERSION = "1"
 BASICSR_FILE = "metrics/niqe_pris_params.npz"
 
 
@@ -66,34 +63,17 @@ NIQE_WEIGHTS = register_weights(
 )
 
 
-def _niqe(color_space: str, crop: int | str):
-    def factory(ctx: MetricContext):
-        from pyiqa.archs.niqe_arch import NIQE
+def niqe(ctx: MetricContext, color_space: str, crop_border: int | str):
+    """pyiqa's NIQE on the Y of ``color_space`` (``yiq`` or ``ycbcr``), rounded, with the official
+    pristine parameters; ``crop_border`` is pixels or ``"scale"`` (the job's scale)."""
+    from pyiqa.archs.niqe_arch import NIQE
 
-        border = ctx.scale if crop == "scale" else int(crop)
-        net = NIQE(test_y_channel=True, color_space=color_space, crop_border=border,
-                   pretrained_model_path=str(resolve_weights(NIQE_WEIGHTS)))
+    border = ctx.scale if crop_border == "scale" else int(crop_border)
+    net = NIQE(test_y_channel=True, color_space=color_space, crop_border=border,
+               pretrained_model_path=str(resolve_weights(NIQE_WEIGHTS)))
 
-        def f(sr: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
-            with torch.inference_mode():
-                return net(sr.to(torch.float64)).reshape(-1)
+    def f(sr: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.inference_mode():
+            return net(sr.to(torch.float64)).reshape(-1)
 
-        return f
-
-    return factory
-
-
-_COMMON = {"input": "SR quantised to uint8", "dtype": "float64", "block": "96x96, no overlap",
-           "y_rounding": "round to integer", "params": "official pristine (modelparameters.mat)"}
-
-for _name, _cs, _crop, _colour, _ref in [
-    ("niqe", "yiq", 0, "Y of YIQ (MATLAB rgb2gray weights)", "pyiqa niqe; MATLAB niqe.m (calibrated)"),
-    ("niqe_y", "ycbcr", "scale", "Y of BT.601 studio-range YCbCr (MATLAB rgb2ycbcr)",
-     "basicsr.metrics.calculate_niqe(convert_to='y')"),
-]:
-    register_metric(MetricSpec(
-        name=_name, kind="nr", lower_better=True, value_range=(0.0, math.inf), library="pyiqa",
-        version=f"{VERSION}+pyiqa-{library_version('pyiqa')}",
-        conventions={**_COMMON, "colour": _colour, "crop_border": _crop, "reference": _ref},
-        factory=_niqe(_cs, _crop), description="NIQE, no-reference naturalness (lower is better)",
-    ))
+    return f

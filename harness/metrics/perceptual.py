@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from srarena.harness.metrics.registry import MetricContext, MetricSpec, register_metric
-from srarena.harness.metrics.versions import library_version
+from srarena.harness.metrics.spec import MetricContext
 from srarena.harness.weights import WeightSpec, register_weights, resolve_weights
 
-VERSION = "1"
 _TV = "https://download.pytorch.org/models/"
 
 BACKBONES = {
@@ -50,27 +48,13 @@ def build_lpips(net: str, backbone_path: str, device: str = "cpu") -> torch.nn.M
     return model.eval().to(device)
 
 
-def _lpips(net: str):
-    def factory(ctx: MetricContext):
-        model = build_lpips(net, str(resolve_weights(BACKBONES[net])), ctx.device)
+def lpips_metric(ctx: MetricContext, net: str = "alex"):
+    """LPIPS v0.1 with the ``net`` backbone (``alex`` or ``vgg``) from the weights resolver."""
+    model = build_lpips(net, str(resolve_weights(BACKBONES[net])), ctx.device)
 
-        def f(sr: torch.Tensor, hr: torch.Tensor | None) -> torch.Tensor:
-            with torch.inference_mode():
-                a, b = (t.to(ctx.device, torch.float32) for t in (sr, hr))
-                return model(a, b, normalize=True).reshape(-1).double()
+    def f(sr: torch.Tensor, hr: torch.Tensor | None) -> torch.Tensor:
+        with torch.inference_mode():
+            a, b = (t.to(ctx.device, torch.float32) for t in (sr, hr))
+            return model(a, b, normalize=True).reshape(-1).double()
 
-        return f
-
-    return factory
-
-
-for _name, _net in [("lpips", "alex"), ("lpips_vgg", "vgg")]:
-    register_metric(MetricSpec(
-        name=_name, kind="fr", lower_better=True, value_range=(0.0, 1.0), library="lpips",
-        version=f"{VERSION}+lpips-{library_version('lpips')}",
-        conventions={"input": "SR quantised to uint8", "dtype": "float32", "backbone": _net,
-                     "lpips_version": "0.1", "input_scaling": "[0,1] -> [-1,1]", "crop_border": 0,
-                     "weights": BACKBONES[_net].filename,
-                     "reference": f"lpips.LPIPS(net='{_net}'); pyiqa lpips; torchmetrics LPIPS"},
-        factory=_lpips(_net), description=f"LPIPS v0.1 with {_net} features (lower is better)",
-    ))
+    return f

@@ -21,7 +21,7 @@ from srarena.harness import tracking
 from srarena.harness.errors import ConfigError
 from srarena.harness.reports import html as html_mod
 from srarena.harness.reports import plots, runs as runs_mod, tables
-from srarena.harness.reports.directions import direction_map
+from srarena.harness.reports.columns import direction_map
 from srarena.harness.reports.layouts import Layout, StatsSettings, Style, attach_stats, build_layout, leaderboard_table
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ def style_from(cfg: DictConfig) -> Style:
     return Style(
         metric_labels=s.get("metric_labels") or {}, method_labels=s.get("method_labels") or {},
         dataset_labels=s.get("dataset_labels") or {}, precision=s.get("precision") or {},
-        directions=_container(cfg.get("directions")),
     )
 
 
@@ -156,7 +155,7 @@ def figures(runs: pd.DataFrame, out_dir: Path, fig_cfg: Mapping[str, Any], style
         x = pd_cfg.get("x", "psnr_y")
         for y in pd_cfg.get("y", []):
             if plots.available(grp, [x, y]):
-                d = direction_map([x, y], style.directions)
+                d = direction_map([x, y])
                 fig = plots.perception_distortion(grp, x, y, x_lower=d[x], y_lower=d[y], xlabel=style.metric_label(x),
                                                   ylabel=style.metric_label(y),
                                                   title=f"{dataset} x{scale}: {style.metric_label(y)} vs {style.metric_label(x)}")
@@ -171,7 +170,7 @@ def figures(runs: pd.DataFrame, out_dir: Path, fig_cfg: Mapping[str, Any], style
                 continue  # no method was run at more than one step count
             for m in steps_cfg.get("metrics", []):
                 if plots.available(grp, [m]):
-                    fig = plots.quality_vs(grp, "_steps", m, xlabel="sampling steps", ylabel=style.metric_label(m), lower_better=direction_map([m], style.directions)[m],
+                    fig = plots.quality_vs(grp, "_steps", m, xlabel="sampling steps", ylabel=style.metric_label(m), lower_better=direction_map([m])[m],
                                            title=f"{dataset} x{scale}: {style.metric_label(m)} vs steps")
                     written.append(plots.save(fig, out_dir / "figures" / f"steps_{dataset}_x{scale}_{m}.png"))
     fl_cfg = fig_cfg.get("quality_vs_flops") or {}
@@ -186,7 +185,7 @@ def figures(runs: pd.DataFrame, out_dir: Path, fig_cfg: Mapping[str, Any], style
             for m in fl_cfg.get("metrics", []):
                 if plots.available(grp, [fx, m]):
                     fig = plots.quality_vs(grp, fx, m, logx=True, xlabel="GFLOPs per image", ylabel=style.metric_label(m),
-                                           lower_better=direction_map([m], style.directions)[m],
+                                           lower_better=direction_map([m])[m],
                                            title=f"{dataset} x{scale}: {style.metric_label(m)} vs FLOPs")
                     written.append(plots.save(fig, out_dir / "figures" / f"flops_{dataset}_x{scale}_{m}.png"))
     return written

@@ -3,7 +3,8 @@
 A baseline (``reports/baselines/<name>.json``) records, per benchmark (method, dataset,
 scale), the metric values of a trusted run and the dataset hash they were measured on. The
 gate takes the latest matching runs from MLflow (or given run ids / one sweep), compares each
-metric with its tolerance in the metric's direction (the registry's ``lower_better``), prints
+metric with its tolerance in the metric's direction (the metric table's ``lower_better``, through
+:mod:`srarena.harness.reports.columns`), prints
 what moved, and returns 1 on a regression. ``action=update`` (``srarena gate update``) writes
 the baseline from the current runs — review the diff of the JSON before committing it.
 
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from srarena.harness import tracking
 from srarena.harness.errors import ConfigError, DataError
 from srarena.harness.reports import runs as runs_mod
-from srarena.harness.reports.directions import direction_map
+from srarena.harness.reports.columns import direction_map
 
 SCHEMA = 1
 FAILING = ("regressed", "missing", "dataset_changed")
@@ -35,7 +36,6 @@ FAILING = ("regressed", "missing", "dataset_changed")
 class GateSettings:
     tolerances: Mapping[str, float]
     default_tolerance: float | None = None
-    directions: Mapping[str, Any] | None = None
     require_same_dataset: bool = True
     fail_on_missing: bool = True
 
@@ -68,7 +68,7 @@ def compare(baseline: Mapping[str, Any], current: pd.DataFrame, settings: GateSe
         key = _key(entry)
         run = by_key.get(key)
         metrics = dict(entry.get("metrics", {}))
-        dirs = direction_map(metrics, settings.directions)
+        dirs = direction_map(metrics)
         base_row = {"method": key[0], "dataset": key[1], "scale": key[2]}
         if run is None:
             rows.append({**base_row, "metric": "*", "baseline": math.nan, "current": math.nan, "delta": math.nan,
@@ -184,7 +184,6 @@ def settings_from(cfg: DictConfig) -> GateSettings:
     return GateSettings(
         tolerances={str(k): float(v) for k, v in tol.items()},
         default_tolerance=float(dt) if dt is not None else None,
-        directions=OmegaConf.to_container(cfg.directions, resolve=True) if cfg.get("directions") else None,
         require_same_dataset=bool(cfg.require_same_dataset),
         fail_on_missing=bool(cfg.fail_on_missing),
     )

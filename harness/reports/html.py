@@ -13,6 +13,7 @@ import html
 import math
 from dataclasses import dataclass, field
 
+from srarena.harness.reports.columns import arrow
 from srarena.harness.reports.tables import BEST, SECOND, Table, fmt_value, half_width, insignificant, legend, marks, precision_of
 
 
@@ -85,9 +86,8 @@ def _table_html(sec: Section, index: int) -> str:
     if show_thumbs:
         head.append('<th class="label" scope="col">sample</th>')
     for col in t.columns:
-        arrow = {True: " ↓", False: " ↑", None: ""}[col.lower_better]
         title = f"{col.group} · {col.label}" if col.group else col.label
-        head.append(f'<th scope="col" title="{_esc(col.key)}">{_esc(title + arrow)}</th>')
+        head.append(f'<th scope="col" title="{_esc(col.key)}">{_esc(f"{title} {arrow(col.lower_better)}".rstrip())}</th>')
     rows = []
     for row in t.values.index:
         cells = [f'<td class="label" data-v="{_esc(t.labels.at[row, c])}">{_esc(t.labels.at[row, c])}</td>' for c in label_cols]

@@ -23,7 +23,7 @@ import pandas as pd
 
 from srarena.harness.errors import ConfigError
 from srarena.harness.reports import stats as st
-from srarena.harness.reports.directions import direction_map
+from srarena.harness.reports.columns import describe, direction_map
 from srarena.harness.reports.runs import KEYS, latest, resolve_column
 from srarena.harness.reports.tables import Column, Table, unique
 
@@ -35,22 +35,35 @@ SET_METRICS_SUFFIX = "_n"
 
 @dataclass(frozen=True)
 class Style:
-    """Presentation shared by every table of a report (from ``conf/report.yaml``)."""
+    """Presentation shared by every table of a report.
+
+    Labels and digits come from the column tables (:mod:`srarena.harness.reports.columns`);
+    ``metric_labels``/``precision`` (from ``conf/report.yaml``) only override them, the latter by
+    exact name or family prefix (``psnr`` covers ``psnr_y``). ``display_labels=False`` heads
+    columns with their names, as a user types them (the leaderboard printed after a run).
+    Directions are not a style: they come from the tables only.
+    """
 
     metric_labels: Mapping[str, str] = field(default_factory=dict)
     method_labels: Mapping[str, str] = field(default_factory=dict)
     dataset_labels: Mapping[str, str] = field(default_factory=dict)
     precision: Mapping[str, int] = field(default_factory=dict)
-    directions: Mapping[str, Any] | None = None
+    display_labels: bool = True
 
     def metric_label(self, key: str) -> str:
-        return str(self.metric_labels.get(key, key))
+        if key in self.metric_labels:
+            return str(self.metric_labels[key])
+        return describe(key).label if self.display_labels else key
 
     def digits(self, key: str) -> int | None:
         if key in self.precision:
             return int(self.precision[key])
         fam = [k for k in self.precision if key.startswith(f"{k}_")]
-        return int(self.precision[max(fam, key=len)]) if fam else None
+        return int(self.precision[max(fam, key=len)]) if fam else describe(key).precision
+
+    def integer(self, key: str) -> bool:
+        """A count (images, steps): printed without decimals whatever the precision says."""
+        return describe(key).integer
 
 
 @dataclass(frozen=True)
@@ -162,7 +175,7 @@ def build_layout(runs: pd.DataFrame, layout: Layout, style: Style = Style()) -> 
     metrics, missing = _present(df, layout.metrics)
     if not metrics:
         return None
-    dirs = direction_map(metrics, style.directions)
+    dirs = direction_map(metrics)
     rows = _rows(df, layout)
     notes = [f"Not in these runs: {', '.join(missing)}."] if missing else []
     columns: list[Column] = []
@@ -179,7 +192,7 @@ def build_layout(runs: pd.DataFrame, layout: Layout, style: Style = Style()) -> 
                 cid = f"{d}/{m}" if layout.kind == "grouped" else m
                 label = _set_metric_label(sub, m, style.metric_label(m))
                 columns.append(Column(cid, m, label, dirs[m], style.dataset_labels.get(d, d) if layout.kind == "grouped" else None,
-                                      style.digits(m), integer=m.startswith("n_") or m == "steps"))
+                                      style.digits(m), integer=style.integer(m)))
                 cells[cid] = {r["method"]: (r[m], r["run_id"]) for _, r in sub.iterrows()}
         if layout.kind == "flat":
             notes.append(f"Dataset: {style.dataset_labels.get(datasets[0], datasets[0])}" + (f", x{layout.scale}." if layout.scale else "."))
@@ -216,8 +229,8 @@ def leaderboard_table(runs: pd.DataFrame, columns: Sequence[str], style: Style =
     """Latest run per (method, dataset, scale); marks within each (dataset, scale)."""
     lat = latest(runs, KEYS)
     present, _ = _present(lat, columns) if not lat.empty else ([], [])
-    dirs = direction_map(present, style.directions)
-    cols = [Column(c, c, style.metric_label(c), dirs[c], None, style.digits(c), integer=c.startswith("n_"))
+    dirs = direction_map(present)
+    cols = [Column(c, c, style.metric_label(c), dirs[c], None, style.digits(c), integer=style.integer(c))
             for c in present]
     lat = lat.sort_values(["dataset", "scale", "method"]).reset_index(drop=True)
     values = lat[present].apply(pd.to_numeric, errors="coerce").astype(float) if present else pd.DataFrame(index=lat.index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 from srarena.harness import tracking
 from srarena.harness.reports import runs as runs_mod
 from srarena.harness.reports import tables
-from srarena.harness.reports.directions import DEFAULT_HIGHER, DEFAULT_LOWER
 from srarena.harness.reports.layouts import Style, leaderboard_table
 
 log = logging.getLogger(__name__)
@@ -41,17 +40,18 @@ def build_table(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return lat[KEYS + present].sort_values(["dataset", "scale", "method"]).reset_index(drop=True)
 
 
-def style_for(extra_lower: Iterable[str] = (), precision: Mapping[str, int] | None = None) -> Style:
-    return Style(directions={"lower": [*DEFAULT_LOWER, *extra_lower], "higher": list(DEFAULT_HIGHER)},
-                 precision=dict(precision or {}))
+def style_for(precision: Mapping[str, int] | None = None) -> Style:
+    """Columns headed by their names (what a user types in ``metrics.presets``/``extra_columns``),
+    digits from the column tables unless ``precision`` overrides them; directions from the tables."""
+    return Style(precision=dict(precision or {}), display_labels=False)
 
 
-def to_markdown(table: pd.DataFrame, extra_lower: Iterable[str] = ()) -> str:
+def to_markdown(table: pd.DataFrame, precision: Mapping[str, int] | None = None) -> str:
     """Markdown with ↑/↓ in the header, the best of each (dataset, scale) in bold, second underlined."""
     if "run_id" not in table.columns:
         table = table.assign(run_id=[f"row{i}" for i in range(len(table))], start_time=range(len(table)))
     cols = [c for c in table.columns if c not in KEYS + ["run_id", "start_time"]]
-    return tables.to_markdown(leaderboard_table(table, cols, style_for(extra_lower)), with_legend=False)
+    return tables.to_markdown(leaderboard_table(table, cols, style_for(precision)), with_legend=False)
 
 
 def publish_leaderboard(cfg: DictConfig, parent_run_id: str | None = None) -> Path | None:
@@ -62,8 +62,8 @@ def publish_leaderboard(cfg: DictConfig, parent_run_id: str | None = None) -> Pa
         return None
     lb = cfg.leaderboard
     columns = list(OmegaConf.select(cfg, "metrics.presets", default=[])) + list(lb.extra_columns)
-    precision = OmegaConf.to_container(lb.precision) if "precision" in lb else None
-    table = leaderboard_table(runs, list(dict.fromkeys(columns)), style_for(lb.lower_better, precision))
+    precision = OmegaConf.to_container(lb.precision) if lb.get("precision") else None
+    table = leaderboard_table(runs, list(dict.fromkeys(columns)), style_for(precision))
     md = tables.to_markdown(table, with_legend=False)
     out = Path(cfg.paths.reports).expanduser() / str(lb.filename)
     out.parent.mkdir(parents=True, exist_ok=True)

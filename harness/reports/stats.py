@@ -4,6 +4,8 @@ Why: SR test sets are small (Set5 has 5 images), so a 0.05 dB gap between two me
 often noise. Every function takes an explicit ``seed`` and draws from its own
 ``numpy.random.Generator``; the same inputs and seed give the same interval on any machine.
 Pure functions on arrays — the report module feeds them the per-image CSVs of MLflow runs.
+The Fréchet distance of a set statistic (FID) comes from :mod:`srarena.harness.metrics.frechet`,
+the one implementation the FID metric uses too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+
+from srarena.harness.metrics.frechet import PairedGram, frechet_distance_features
 
 
 @dataclass(frozen=True)
@@ -83,48 +87,6 @@ def paired_p(a, b, *, test: str = "bootstrap", n_boot: int = 2000, seed: int = 0
     raise ValueError(f"unknown paired test {test!r}; use 'bootstrap' or 'wilcoxon'")
 
 
-def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula)."""
-    from scipy import linalg
-
-    mu1, mu2 = feats_a.mean(axis=0), feats_b.mean(axis=0)
-    s1, s2 = np.cov(feats_a, rowvar=False), np.cov(feats_b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(s1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = np.real(covmean)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-
-
-def frechet_distance_gram(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
-    """The same Fréchet distance, exactly, through the images' Gram matrices (fast when N < D).
-
-    With centred features ``A`` (n1 x D) and ``B`` (n2 x D), ``S_a = A'A/(n1-1)`` and the
-    non-zero eigenvalues of ``S_a S_b`` are the squared singular values of ``A B'`` divided by
-    ``(n1-1)(n2-1)``, so ``tr sqrt(S_a S_b) = ||A B'||_* / sqrt((n1-1)(n2-1))``: one SVD of an
-    n1 x n2 matrix instead of a D x D ``sqrtm`` (D = 2048 for Inception). Exact for any N; when
-    N > D the D x D form is cheaper and is used. This is what makes a bootstrap of FID over
-    images affordable (ms per resample at N ~ 100 instead of tens of seconds).
-    """
-    a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
-    n1, n2 = len(a), len(b)
-    if min(n1, n2) < 2:
-        raise ValueError("the Fréchet distance needs at least 2 images per set")
-    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
-    ca, cb = a - mu1, b - mu2
-    norm = np.sqrt((n1 - 1) * (n2 - 1))
-    if max(n1, n2) <= a.shape[1]:
-        tr_covmean = np.linalg.svd(ca @ cb.T, compute_uv=False).sum() / norm
-    else:  # D x D: sqrt(S_a) S_b sqrt(S_a) is symmetric PSD
-        w, v = np.linalg.eigh(ca.T @ ca / (n1 - 1))
-        r = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-        ev = np.linalg.eigvalsh(r @ (cb.T @ cb / (n2 - 1)) @ r)
-        tr_covmean = np.sqrt(np.clip(ev, 0, None)).sum()
-    tr = (ca * ca).sum() / (n1 - 1) + (cb * cb).sum() / (n2 - 1)
-    return float(((mu1 - mu2) ** 2).sum() + tr - 2 * tr_covmean)
-
-
 def fid_features_ci(path, *, n_boot: int = 200, seed: int = 0, confidence: float = 0.95) -> Interval | None:
     """Bootstrap CI of FID over the images of a run's ``<preset>_features.npz``.
 
@@ -140,47 +102,28 @@ def fid_features_ci(path, *, n_boot: int = 200, seed: int = 0, confidence: float
         return None
     if len(sr) <= sr.shape[1]:
         return bootstrap_fid_paired_gram(sr, hr, n_boot=n_boot, seed=seed, confidence=confidence)
-    return bootstrap_set_statistic(sr, hr, frechet_distance_gram, n_boot=n_boot, seed=seed,
+    return bootstrap_set_statistic(sr, hr, frechet_distance_features, n_boot=n_boot, seed=seed,
                                    confidence=confidence, paired=True)
 
 
 def bootstrap_fid_paired_gram(feats_sr, feats_hr, *, n_boot: int = 200, seed: int = 0,
                               confidence: float = 0.95) -> Interval:
-    """``bootstrap_set_statistic(sr, hr, frechet_distance_gram, paired=True)``, same draws and
-    values, from the three n x n Gram matrices computed once.
-
-    A resample ``i`` (indices, with repeats) only needs ``G[i][:, i]`` of ``G_ss = S S'``,
-    ``G_sh = S H'`` and ``G_hh = H H'``: with the centring matrix ``C = I - 11'/n`` the centred
-    cross product is ``C G_sh[i][:, i] C``, the traces are those of ``C G[i][:, i] C`` and the
-    squared mean difference is ``1'(G_ss - G_sh - G_hs + G_hh)[i][:, i] 1 / n^2``. Each resample
-    costs an n x n SVD and no pass over the 2048-d features.
-    """
-    a, b = np.asarray(feats_sr, dtype=np.float64), np.asarray(feats_hr, dtype=np.float64)
-    n = a.shape[0]
-    g_aa, g_ab, g_bb = a @ a.T, a @ b.T, b @ b.T
-    d_all = g_aa - g_ab - g_ab.T + g_bb
-    diag_aa, diag_bb = np.diag(g_aa), np.diag(g_bb)
-
-    def fid(i: np.ndarray) -> float:
-        sub = np.ix_(i, i)
-        g = g_ab[sub]
-        cross = g - g.mean(0, keepdims=True) - g.mean(1, keepdims=True) + g.mean()  # C g C
-        tr = (diag_aa[i].sum() - g_aa[sub].sum() / n + diag_bb[i].sum() - g_bb[sub].sum() / n) / (n - 1)
-        mean_sq = d_all[sub].sum() / n**2
-        return float(mean_sq + tr - 2 * np.linalg.svd(cross, compute_uv=False).sum() / (n - 1))
-
-    full = fid(np.arange(n))
+    """``bootstrap_set_statistic(sr, hr, frechet_distance_features, paired=True)``, same draws and
+    values, from three n x n Gram matrices computed once (:class:`~srarena.harness.metrics.frechet.PairedGram`):
+    each resample costs an n x n SVD and no pass over the 2048-d features."""
+    gram = PairedGram(feats_sr, feats_hr)
+    full = gram.distance()
     rng = np.random.default_rng(seed)
-    boots = np.array([fid(rng.integers(0, n, size=n)) for _ in range(n_boot)])
+    boots = np.array([gram.distance(rng.integers(0, gram.n, size=gram.n)) for _ in range(n_boot)])
     q = (1 - confidence) / 2
     lo, hi = np.quantile(boots, [q, 1 - q])
-    return Interval(float(full), float(lo), float(hi), int(n))
+    return Interval(float(full), float(lo), float(hi), int(gram.n))
 
 
 def bootstrap_set_statistic(
     feats_sr: np.ndarray,
     feats_hr: np.ndarray,
-    statistic: Callable[[np.ndarray, np.ndarray], float] = frechet_distance,
+    statistic: Callable[[np.ndarray, np.ndarray], float] = frechet_distance_features,
     *,
     n_boot: int = 200,
     seed: int = 0,

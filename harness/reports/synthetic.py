@@ -101,7 +101,7 @@ def log_run(
 def fid_features(path: Path, n: int, *, dim: int = 64, shift: float = 0.5, seed: int = 0) -> tuple[Path, float]:
     """A ``fid_features.npz`` shaped like the FID metric's (``sr``/``hr`` rows per image, float32)
     with Gaussian features, SR shifted by ``shift``; returns the path and the FID of its rows."""
-    from srarena.harness.reports.stats import frechet_distance_gram
+    from srarena.harness.metrics.frechet import frechet_distance_features
 
     rng = np.random.default_rng(seed)
     hr = rng.normal(0, 1, (n, dim)).astype(np.float32)
@@ -110,7 +110,7 @@ def fid_features(path: Path, n: int, *, dim: int = 64, shift: float = 0.5, seed:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, sr=sr, hr=hr, hr_digest=np.asarray([f"synthetic{i}" for i in range(n)]), hr_source="computed",
              preset="fid", mode="synthetic", extractor="gaussian", index=np.arange(n))
-    return path, frechet_distance_gram(sr, hr)
+    return path, frechet_distance_features(sr, hr)
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:

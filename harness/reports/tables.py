@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from srarena.harness.reports.directions import arrow
+from srarena.harness.reports.columns import arrow
 
 BEST, SECOND = "best", "second"
 

@@ -65,9 +65,7 @@ def mlflow_run(cfg: DictConfig, run_name: str) -> Iterator[Any]:
     exp = tracking.experiment_id(cfg, str(cfg.train.experiment))
     tags = {**tracking.environment_tags(), "srarena.kind": "train"}
     with mlflow.start_run(experiment_id=exp, run_name=run_name, tags=tags) as run:
-        items = list(tracking.flatten(cfg).items())
-        for i in range(0, len(items), 100):
-            mlflow.log_params(dict(items[i : i + 100]))
+        tracking.log_params(tracking.flatten(cfg))
         yield run
 
 
