@@ -5,17 +5,38 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from srarena.methods.diffusion.unet import ATTN_BLOCKS, RES_BLOCKS
-from srarena.methods.ssmoe.aff import AFFBlock, AFFUNet, FrequencyFilter, InvertedResidual
+from srarena.methods.ssmoe.aff import (
+    AFFBlock,
+    AFFUNet,
+    FrequencyFilter,
+    InvertedResidual,
+)
 from srarena.methods.ssmoe.blocks import (
-    AttentionSpaceMoE, LDMAttention, LDMResBlock, SpaceMoE, collapse_all, collapse_space_moe, use_generator,
+    AttentionSpaceMoE,
+    LDMAttention,
+    LDMResBlock,
+    SpaceMoE,
+    collapse_all,
+    collapse_space_moe,
+    use_generator,
 )
 from srarena.methods.ssmoe.experts import (
-    MomentumSchedule, SamplingExperts, build_denoiser, expert_bounds, route, share_momentum,
+    MomentumSchedule,
+    SamplingExperts,
+    build_denoiser,
+    expert_bounds,
+    route,
+    share_momentum,
 )
-from srarena.methods.ssmoe.fcd import FCDParts, FusionBlock, encoder_features, fcd_decode
+from srarena.methods.ssmoe.fcd import (
+    FCDParts,
+    FusionBlock,
+    encoder_features,
+    fcd_decode,
+)
 from srarena.methods.ssmoe.training import focal_frequency_loss
+
 from tests.ssmoe_tiny import TINY_DENOISER, TINY_VQ
 
 

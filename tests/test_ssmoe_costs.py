@@ -7,10 +7,11 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from srarena.harness.profiling import profile_cost  # noqa: E402
-from srarena.methods.ssmoe import SSMoESR  # noqa: E402
-from srarena.methods.ssmoe.costs import VARIANTS, build_variant  # noqa: E402
-from tests.ssmoe_tiny import tiny_kwargs  # noqa: E402
+from srarena.harness.profiling import profile_cost
+from srarena.methods.ssmoe import SSMoESR
+from srarena.methods.ssmoe.costs import VARIANTS, build_variant
+
+from tests.ssmoe_tiny import tiny_kwargs
 
 VARIANT = {v.name: v for v in VARIANTS}
 

@@ -8,9 +8,12 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from srarena.methods.ldm_sr import LDMSR, REAL_CONFIG, build_pipeline  # noqa: E402
-from srarena.methods.ssmoe import SSMoESR  # noqa: E402
-from srarena.methods.ssmoe.diffusers_convert import unet_from_diffusers, unet_to_diffusers  # noqa: E402
+from srarena.methods.ldm_sr import LDMSR, REAL_CONFIG, build_pipeline
+from srarena.methods.ssmoe import SSMoESR
+from srarena.methods.ssmoe.diffusers_convert import (
+    unet_from_diffusers,
+    unet_to_diffusers,
+)
 
 TINY_LDM = {
     "unet": {

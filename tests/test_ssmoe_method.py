@@ -7,10 +7,11 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from srarena.methods.ssmoe import SSMoESR  # noqa: E402
-from srarena.methods.ssmoe.blocks import SpaceMoE  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
-from tests.ssmoe_tiny import tiny_kwargs  # noqa: E402
+from srarena.methods.ssmoe import SSMoESR
+from srarena.methods.ssmoe.blocks import SpaceMoE
+
+from tests.conftest import REPO
+from tests.ssmoe_tiny import tiny_kwargs
 
 
 @pytest.mark.parametrize("scale,size", [(4, (9, 13)), (8, (5, 7))])
@@ -44,7 +45,7 @@ def test_hydra_ablation_switches():
     _, col = _compose("method.space_moe.inference=collapsed", "method.space_moe.experts=8")
     layers = [m for m in col.nets.modules() if isinstance(m, SpaceMoE)]
     assert layers and all(m.mode == "collapsed" and len(m.moe_blocks) == 1 and m.num_experts == 8 for m in layers)
-    cfg, fast = _compose("method.sampler.steps=20", "method.sampler.spacing=trailing", "method.sampler.name=ddpm")
+    _, fast = _compose("method.sampler.steps=20", "method.sampler.spacing=trailing", "method.sampler.name=ddpm")
     assert fast.sampler.steps == 20 and fast.sampler.spacing == "trailing" and fast.cost_model().steps == 20
     _, aff = _compose("method.fcd.aff_blocks=9")
     assert aff.nets["fcd"].refine.num_aff_blocks == 9

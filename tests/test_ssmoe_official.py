@@ -7,13 +7,19 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from srarena.harness.weights import registered_weights  # noqa: E402
-from srarena.methods.ssmoe import SSMoESR  # noqa: E402
-from srarena.methods.ssmoe.costs import VARIANTS, build_variant  # noqa: E402
-from srarena.methods.ssmoe.keymaps import to_official  # noqa: E402
-from srarena.methods.ssmoe.official import BUNDLE_KEY, ema_name, fa_vae_state, vq_to_taming  # noqa: E402
-from srarena.methods.state_dicts import CheckpointError  # noqa: E402
-from tests.ssmoe_tiny import tiny_kwargs  # noqa: E402
+from srarena.harness.weights import registered_weights
+from srarena.methods.ssmoe import SSMoESR
+from srarena.methods.ssmoe.costs import VARIANTS, build_variant
+from srarena.methods.ssmoe.keymaps import to_official
+from srarena.methods.ssmoe.official import (
+    BUNDLE_KEY,
+    ema_name,
+    fa_vae_state,
+    vq_to_taming,
+)
+from srarena.methods.state_dicts import CheckpointError
+
+from tests.ssmoe_tiny import tiny_kwargs
 
 
 def test_paper_scale_official_key_names():

@@ -81,7 +81,7 @@ class FrequencyFilter(nn.Module):
     @staticmethod
     def _cmul(re: torch.Tensor, im: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Block-wise complex (re + i im) @ (w[0] + i w[1]) + (b[0] + i b[1]); x is (B, k, i, H, W)."""
-        mm = lambda x, m: torch.einsum("bkihw,kio->bkohw", x, m)  # noqa: E731
+        mm = lambda x, m: torch.einsum("bkihw,kio->bkohw", x, m)
         out_re = mm(re, w[0]) - mm(im, w[1]) + b[0][None, :, :, None, None]
         out_im = mm(im, w[0]) + mm(re, w[1]) + b[1][None, :, :, None, None]
         return out_re, out_im
@@ -125,10 +125,10 @@ class AFFBlock(nn.Module):
     def __init__(self, cin: int, cout: int, num_blocks: int = 8, hidden_factor: int = 1, threshold: float = 0.01,
                  drop_path: float = 0.0, mlp_ratio: float = 4.0) -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(32 if cin % 32 == 0 else _groups(cin), cin)
+        self.norm1 = nn.GroupNorm(_groups(cin), cin)
         self.mlp = InvertedResidual(cin, cout, mlp_ratio)
         self.up_dim = nn.Conv2d(cin, cout, 1)
-        self.norm2 = nn.GroupNorm(32 if cout % 32 == 0 else _groups(cout), cout)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
         self.filter = FrequencyFilter(cout, num_blocks, hidden_factor, threshold)
         self.drop_path = DropPath(drop_path)
 
@@ -138,7 +138,7 @@ class AFFBlock(nn.Module):
 
 
 def _groups(ch: int) -> int:
-    """GroupNorm groups for demo widths that 32 does not divide."""
+    """GroupNorm(32) as the official blocks; fewer groups for demo widths that 32 does not divide."""
     for g in (32, 16, 8, 4, 2):
         if ch % g == 0:
             return g
@@ -159,7 +159,7 @@ class AFFUNet(nn.Module):
         if refine_blocks < 0:
             raise ValueError(f"AFF U-Net: refine_blocks must be >= 0, got {refine_blocks}")
         m = ch_mult
-        kw = dict(num_blocks=num_blocks, hidden_factor=hidden_factor, threshold=threshold, drop_path=drop_path)
+        kw = {"num_blocks": num_blocks, "hidden_factor": hidden_factor, "threshold": threshold, "drop_path": drop_path}
         self.conv1 = AFFBlock(ch, m[1] * ch, **kw)
         self.conv2 = AFFBlock(m[1] * ch, m[2] * ch, **kw)
         self.conv3 = AFFBlock(m[2] * ch, m[3] * ch, **kw)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from srarena.methods.diffusion.unet import ATTN_BLOCKS, RES_BLOCKS
+from torch import nn
 
 MoEMode = Literal["grouped", "collapsed"]
 MOE_MODES: tuple[str, ...] = ("grouped", "collapsed")

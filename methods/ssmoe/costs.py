@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -111,9 +112,9 @@ def render(results: Mapping[str, Mapping[str, float]]) -> str:
     lines = [
         "# SS-MoE at paper scale: parameters and FLOPs, ours vs the paper",
         "",
-        "Measured by `python -m srarena.methods.ssmoe.costs` (harness profiler, `torch.utils.flop_counter`,"
-        " FLOPs = 2 x MACs, meta device, no weights): x4, LR 128x128 -> HR 512x512 (latent 128x128),"
-        " DDIM 200 steps, one image.",
+        ("Measured by `python -m srarena.methods.ssmoe.costs` (harness profiler, `torch.utils.flop_counter`,"
+         " FLOPs = 2 x MACs, meta device, no weights): x4, LR 128x128 -> HR 512x512 (latent 128x128),"
+         " DDIM 200 steps, one image."),
         "",
         "| variant | what | params (M) | params/step (M) | active (M) | GFLOPs/step | vs LDM | GFLOPs/image | vs LDM |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -124,8 +125,8 @@ def render(results: Mapping[str, Mapping[str, float]]) -> str:
             f"{r['params_active_m']:.2f} | {r['flops_per_step_g']:.2f} | {r['step_vs_ldm_pct']:+.2f}% | "
             f"{r['flops_per_image_g']:.1f} | {r['image_vs_ldm_pct']:+.2f}% |"
         )
-    lines += ["", "Paper (arXiv 2310.12004): LDM 168.95M, SS-MoE 605.30M (+436.35M); +3.1% FLOPs per step, "
-              "+6.1% per image at 200 steps.", ""]
+    lines += ["", ("Paper (arXiv 2310.12004): LDM 168.95M, SS-MoE 605.30M (+436.35M); +3.1% FLOPs per step, "
+                   "+6.1% per image at 200 steps."), ""]
     lines += explain(results)
     return "\n".join(lines) + "\n"
 
@@ -183,7 +184,6 @@ def write_csv(results: Mapping[str, Mapping[str, float]], path: Path) -> None:
 def log_runs(results: Mapping[str, Mapping[str, float]], overrides: list[str]) -> None:
     """One MLflow job run per variant, so `srarena report` can tabulate them (conf/report/ssmoe_cost.yaml)."""
     from hydra import compose, initialize_config_dir
-
     from srarena.harness import tracking
 
     with initialize_config_dir(config_dir=str(PACKAGE_ROOT / "conf"), version_base="1.3"):

@@ -16,11 +16,11 @@ heads: rows ``[head][q|k|v][channel]``), ``proj_out -> to_out.0``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
-
 from srarena.methods.diffusion.unet import DDPMUNet
 from srarena.methods.ssmoe.keymaps import unet_parts
 from srarena.methods.state_dicts import CheckpointError, load_into

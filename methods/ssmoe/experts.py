@@ -9,14 +9,15 @@ the 1000 training steps (``t // 250``).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
-from torch import nn
-
 from srarena.methods.diffusion.unet import DDPMUNet, UNetConfig
 from srarena.methods.ssmoe.blocks import SpaceMoE, space_moe_layers
+from torch import nn
 
 
 def build_denoiser(cfg: Mapping[str, Any] | UNetConfig) -> DDPMUNet:
@@ -38,7 +39,7 @@ def expert_bounds(count: int, T: int, bounds: Sequence[int] | None = None) -> tu
             raise ValueError(f"{T} timesteps do not split into {count} equal expert intervals; give bounds")
         return tuple(T * k // count for k in range(count + 1))
     b = tuple(int(x) for x in bounds)
-    if len(b) != count + 1 or b[0] != 0 or b[-1] != T or any(x >= y for x, y in zip(b, b[1:])):
+    if len(b) != count + 1 or b[0] != 0 or b[-1] != T or any(x >= y for x, y in itertools.pairwise(b)):
         raise ValueError(f"expert bounds must rise from 0 to T={T} with {count + 1} entries, got {list(b)}")
     return b
 

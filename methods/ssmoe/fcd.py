@@ -21,10 +21,9 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
-
 from srarena.methods.rrdbnet import RRDB
 from srarena.methods.ssmoe.aff import AFFUNet
+from torch import nn
 
 
 def _norm(ch: int) -> nn.GroupNorm:

@@ -20,13 +20,13 @@ theirs is used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
-
-from torch import nn
+from typing import Literal
 
 from srarena.methods.diffusion.unet import DDPMUNet
 from srarena.methods.ssmoe.blocks import AttentionSpaceMoE, LDMAttention, LDMResBlock
+from torch import nn
 
 Kind = Literal["res", "attn", "moe", "down", "up", "linear", "conv", "norm"]
 

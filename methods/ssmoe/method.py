@@ -24,14 +24,13 @@ describing: its metadata overrides the architecture keys); ``official`` = the re
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from srarena.harness.degradations.resize import imresize
 from srarena.methods.base import BaseMethod, CostModel, MethodError
 from srarena.methods.diffusion import make_schedule
@@ -40,11 +39,22 @@ from srarena.methods.diffusion.unet import UNetConfig
 from srarena.methods.ssmoe.blocks import MOE_MODES, collapse_all, use_generator
 from srarena.methods.ssmoe.colorfix import COLOR_FIXES
 from srarena.methods.ssmoe.experts import (
-    MomentumSchedule, SamplingExperts, build_denoiser, expert_bounds, route, share_momentum_all,
+    MomentumSchedule,
+    SamplingExperts,
+    build_denoiser,
+    expert_bounds,
+    route,
+    share_momentum_all,
 )
 from srarena.methods.ssmoe.fcd import FCDParts, fcd_cost_paths, fcd_decode
 from srarena.methods.ssmoe.sampling import SamplerOptions, run_sampler
-from srarena.methods.state_dicts import CheckpointError, load_into, locate, read_state_dict
+from srarena.methods.state_dicts import (
+    CheckpointError,
+    load_into,
+    locate,
+    read_state_dict,
+)
+from torch import nn
 
 DECODERS: tuple[str, ...] = ("vq", "fcd")
 #: Keys of the method config that describe the networks (stored in checkpoints, restored from them).
@@ -137,7 +147,10 @@ class SSMoESR(BaseMethod):
                 fcd = arch_meta["decoder_arch"]
         ldm_folder = None
         if ldm_sr:  # the released LDM-SR fixes the denoiser and VQ architecture
-            from srarena.methods.ssmoe.diffusers_convert import ldm_sr_architecture, ldm_sr_folder
+            from srarena.methods.ssmoe.diffusers_convert import (
+                ldm_sr_architecture,
+                ldm_sr_folder,
+            )
 
             ldm_folder = ldm_sr_folder(str(ldm_sr))
             denoiser, vq = ldm_sr_architecture(ldm_folder)

@@ -22,12 +22,16 @@ unexpected U-Net/EMA/FA-VAE keys, other shapes — fails with the list of keys.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
-
-from srarena.methods.ssmoe.keymaps import from_official, official_prefix_map, rename_prefix
+from srarena.methods.ssmoe.keymaps import (
+    from_official,
+    official_prefix_map,
+    rename_prefix,
+)
 from srarena.methods.state_dicts import CheckpointError, load_into, read_state_dict
 
 SOURCE = "https://huggingface.co/amandaa/moe_sr (Unet/ and first_stage_models/vq-f4/fa_vae.pth), from the README of tencent-ailab/Frequency_Aug_VAE_MoESR"
@@ -226,7 +230,7 @@ def load_official(method: Any, ref: str, use_ema: bool = True) -> dict[str, list
     if "fcd" not in method.nets:  # decoder=vq: the FA-VAE's fusion and AFF weights are not used
         ignored += sorted(k for k in mapped if k.startswith("fcd."))
         mapped = {k: v for k, v in mapped.items() if not k.startswith("fcd.")}
-    wanted = {k for k in own if k.startswith("vq.") or k.startswith("fcd.")}
+    wanted = {k for k in own if k.startswith(("vq.", "fcd."))}
     missing = sorted(wanted - set(mapped))
     extra = sorted(set(mapped) - set(own))
     if missing or extra:
@@ -237,5 +241,13 @@ def load_official(method: Any, ref: str, use_ema: bool = True) -> dict[str, list
     return report
 
 
-__all__ = ["BUNDLE_KEY", "load_official", "expert_state", "fa_vae_state", "vq_from_taming", "vq_to_taming",
-           "ema_name", "from_official"]
+__all__ = [
+    "BUNDLE_KEY",
+    "ema_name",
+    "expert_state",
+    "fa_vae_state",
+    "from_official",
+    "load_official",
+    "vq_from_taming",
+    "vq_to_taming",
+]

@@ -6,10 +6,9 @@ sampler's own config class (:class:`srarena.methods.diffusion.samplers.SamplerCo
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-
 from srarena.methods.diffusion.samplers import sample
 from srarena.methods.diffusion.schedules import NoiseSchedule
 
@@ -28,7 +27,7 @@ except ImportError:  # TEMPORARY until the foundations sampler lands on main
         spacing: str = "linspace"
 
         @classmethod
-        def from_dict(cls, cfg):  # noqa: ANN001, ANN206
+        def from_dict(cls, cfg):
             return cls(**dict(cfg or {}))
 
         def num_steps(self, T: int, start_t: int | None = None) -> int:

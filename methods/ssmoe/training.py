@@ -19,11 +19,11 @@ loop's generator):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-
 from srarena.harness.degradations.resize import imresize
 from srarena.harness.training.losses import register_loss
 from srarena.methods.diffusion.training import sample_timesteps
@@ -127,4 +127,4 @@ STAGE_OUTPUTS: dict[str, Callable[[Any, Any, torch.Generator], dict[str, torch.T
     "decoder": decoder_outputs,
 }
 
-__all__ = ["focal_frequency_loss", "STAGE_OUTPUTS", "F"]
+__all__ = ["STAGE_OUTPUTS", "F", "focal_frequency_loss"]
