@@ -13,6 +13,7 @@ run (experiment ``srarena-cost``, dataset ``meta_lr128``) so that
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -201,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     names = set(only[0]) if only else {v.name for v in VARIANTS}
     overrides = [a for a in argv if not a.startswith(("variants=", "out="))]
     out_dir = Path(next((a.split("=", 1)[1] for a in argv if a.startswith("out=")), PACKAGE_ROOT / "reports" / "tables"))
-    results = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = out_dir / "ssmoe_cost.json"  # each variant is kept as soon as it is measured (minutes each)
+    results = json.loads(cache.read_text()) if cache.is_file() else {}
     for v in VARIANTS:
-        if v.name in names:
+        if v.name in names and v.name not in results:
             print(f"profiling {v.name} ...", flush=True)
             results[v.name] = measure(v)
-    out_dir.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(results, indent=1))
+    results = {k: r for k, r in results.items() if k in names}
     (out_dir / "ssmoe_cost.md").write_text(render(results))
     write_csv(results, out_dir / "ssmoe_cost.csv")
     log_runs(results, overrides)
