@@ -39,18 +39,13 @@ BUNDLE_KEY = "ssmoe/official_8x"
 STAGE_NAMES = ("moe_stage{k}.ckpt", "model_stage{k}.ckpt")
 FOLDER = "moesr_8x"
 
-try:
-    from srarena.harness.weights import BundleFile, WeightBundle, register_weights
-
-    BUNDLE = register_weights(WeightBundle(
-        BUNDLE_KEY,
-        tuple(BundleFile(f"stage{k}", f"{FOLDER}/moe_stage{k}.ckpt", SOURCE) for k in range(4))
-        + (BundleFile("fa_vae", f"{FOLDER}/fa_vae.pth", SOURCE),),
-        used_by="method ssmoe (official 8x weights: conf/method/ssmoe_official_x8.yaml)",
-        licence="Apache-2.0 (tencent-ailab/Frequency_Aug_VAE_MoESR)",
-    ))
-except ImportError:  # TEMPORARY: before the foundations' weight bundles land on main
-    BUNDLE = None
+BUNDLE = register_weights(WeightBundle(
+    BUNDLE_KEY,
+    tuple(BundleFile(f"stage{k}", f"{FOLDER}/moe_stage{k}.ckpt", SOURCE) for k in range(4))
+    + (BundleFile("fa_vae", f"{FOLDER}/fa_vae.pth", SOURCE),),
+    used_by="method ssmoe (official 8x weights: conf/method/ssmoe_official_x8.yaml)",
+    licence="Apache-2.0 (tencent-ailab/Frequency_Aug_VAE_MoESR)",
+))
 
 
 # -- U-Net stage files ---------------------------------------------------------------------------
