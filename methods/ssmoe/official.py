@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from srarena.harness.weights import BundleFile, WeightBundle, register_weights
 from srarena.methods.ssmoe.keymaps import (
     from_official,
     official_prefix_map,
