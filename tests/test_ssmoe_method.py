@@ -82,10 +82,10 @@ def test_after_step_shares_expert_weights_with_the_ramp():
         for i, blk in enumerate(layer.moe_blocks):
             blk[0].weight.fill_(float(i))
     m.after_step(1, "denoisers")  # first step: b = 0 (no steps done before it)
-    assert [float(b[0].weight[0, 0]) for b in layer.moe_blocks] == [0.0, 1.0, 2.0, 3.0]
+    assert [float(b[0].weight.detach()[0, 0]) for b in layer.moe_blocks] == [0.0, 1.0, 2.0, 3.0]
     m.after_step(6, "denoisers")  # b = 0.3 * 5 / 10 = 0.15
-    w0 = float(layer.moe_blocks[0][0].weight[0, 0])
+    w0 = float(layer.moe_blocks[0][0].weight.detach()[0, 0])
     assert w0 == pytest.approx(0.85 * 0 + 0.15 * (1 + 2 + 3) / 3)
-    before = float(layer.moe_blocks[1][0].weight[0, 0])
+    before = float(layer.moe_blocks[1][0].weight.detach()[0, 0])
     m.after_step(7, "decoder")  # only after denoiser steps
-    assert float(layer.moe_blocks[1][0].weight[0, 0]) == before
+    assert float(layer.moe_blocks[1][0].weight.detach()[0, 0]) == before
