@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from srarena.harness import tracking
-from srarena.harness.errors import ConfigError
-from srarena.harness.runner import Runner
+from srarena.harness.devices import resolve_device
+from srarena.harness.runner import JobResult, Runner
 from srarena.harness.weights import set_weights_dir
+from srarena.methods.catalog import name_method
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} requested but CUDA is not available; use device=cpu or device=auto")
-    return name
 
 
 def choice(group: str, default: str) -> str:
@@ -39,7 +32,7 @@ def run(cfg: DictConfig) -> int:
     device = resolve_device(str(cfg.device))
     method_name = str(cfg.get("method_name") or choice("method", "method"))
     dataset = hydra.utils.instantiate(cfg.dataset)
-    method = hydra.utils.instantiate(cfg.method)
+    method = name_method(hydra.utils.instantiate(cfg.method), method_name)
     if hasattr(method, "to"):
         method = method.to(device)
     try:
@@ -63,17 +56,11 @@ def run(cfg: DictConfig) -> int:
         num_samples=int(cfg.runner.num_samples_logged),
         progress=bool(cfg.runner.progress),
         metric_batch=int(cfg.runner.metric_batch),
-        count_flops=bool(cfg.runner.count_flops),
+        profile=bool(cfg.runner.profile),
     )
     result = runner.run()
-    for name, reason in result.skipped_metrics.items():
-        print(f"metric {name} skipped: {reason}")
-    for name, reason in result.metric_failures.items():
-        print(f"metric {name} failed on some images (NaN): {reason}")
-    for failure in result.failures:
-        print(f"image {failure['id']} failed: {failure['error']}")
-    if result.unmatched_lr:
-        print(f"LR files without an HR file (ignored): {', '.join(result.unmatched_lr)}")
+    report_problems(result)
+    all_failed = bool(result.rows) and result.n_failed == len(result.rows)
 
     if cfg.tracking.enabled:
         tracking.configure(cfg)
@@ -87,7 +74,8 @@ def run(cfg: DictConfig) -> int:
             "method": method_name,
             "dataset": result.dataset,
             "scale": str(result.scale),
-            "device": device,
+            "device": str(device),
+            "peak_memory_kind": result.memory_kind,
             "dataset_hash": result.dataset_hash,
             "output_dir": str(out_dir.resolve()),
         }
@@ -107,6 +95,7 @@ def run(cfg: DictConfig) -> int:
                        *sorted(out_dir.glob("fid*_features.npz"))],
             samples=result.samples,
             parent_run_id=parent,
+            status="FAILED" if all_failed else "FINISHED",
         )
         log.info("MLflow run %s in %s", run_id, tracking.tracking_uri(cfg))
         if not multirun and cfg.leaderboard.print_after_run:
@@ -115,4 +104,21 @@ def run(cfg: DictConfig) -> int:
             publish_leaderboard(cfg)
     summary = {k: round(v, 4) for k, v in result.aggregates.items() if not k.endswith("_std")}
     print(f"{method_name} on {result.dataset} x{result.scale}: {summary}")
+    if all_failed:
+        print(f"srarena: every image failed ({len(result.rows)} of {len(result.rows)}): the job failed", file=sys.stderr)
+        return 1
     return 0
+
+
+def report_problems(result: JobResult) -> None:
+    """Skipped/failed metrics, failed images (with a count), unpaired LR files: on the console."""
+    for name, reason in result.skipped_metrics.items():
+        print(f"metric {name} skipped: {reason}")
+    for name, reason in result.metric_failures.items():
+        print(f"metric {name} failed on some images (NaN): {reason}")
+    for failure in result.failures:
+        print(f"image {failure['id']} failed: {failure['error']}")
+    if result.n_failed:
+        print(f"{result.n_failed} of {len(result.rows)} images failed (listed above, in per_image.csv and summary.json)")
+    if result.unmatched_lr:
+        print(f"LR files without an HR file (ignored): {', '.join(result.unmatched_lr)}")

@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
 
     def task(cfg) -> None:
         try:
-            exit_code["code"] = int(func(cfg) or 0)
+            # a multirun exits with the worst job's code (one job whose images all failed: 1)
+            exit_code["code"] = max(exit_code["code"], int(func(cfg) or 0))
         except errors as e:
             fail(_explain(e))
 

@@ -32,6 +32,7 @@ from srarena.harness.degradations.presets import Preset, load_preset
 from srarena.harness.degradations.records import from_row, record_fields, to_row
 from srarena.harness.degradations.sampling import sample_record
 from srarena.harness.degradations.seeding import make_generator, randint
+from srarena.harness.devices import resolve_device
 from srarena.harness.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -130,18 +131,6 @@ def plan_crops(seed: int, stem: str, index: int, height: int, width: int, size: 
 # ----------------------------------------------------------------------------- config
 
 
-def _resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError as e:
-        raise ConfigError(f"device: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={spec}: CUDA is not available here; use device=cpu")
-    return dev
-
-
 def settings_from_config(cfg: DictConfig) -> PrepareSettings:
     """Validate the prepare config and find the source images (errors name the key)."""
     preset = load_preset(cfg.degradation)
@@ -185,7 +174,7 @@ def settings_from_config(cfg: DictConfig) -> PrepareSettings:
         name=str(name), out_dir=data_root / "prepared" / str(name), source_kind=kind, source_name=sname,
         source_root=root, files=tuple(files), preset=preset, preset_cfg=preset_cfg,  # type: ignore[arg-type]
         seed=int(cfg.seed), crop_size=crop_size, per_image=per_image, limit=limit,
-        device=_resolve_device(str(cfg.get("device", "cpu"))), overwrite=bool(cfg.get("overwrite", False)),
+        device=resolve_device(str(cfg.get("device", "cpu"))), overwrite=bool(cfg.get("overwrite", False)),
         progress=bool(cfg.get("progress", True)),
     )
 

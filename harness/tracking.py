@@ -146,8 +146,10 @@ def log_job(
     sample_dir: Path | None = None,
     samples: list[Path] = (),
     parent_run_id: str | None = None,
+    status: str = "FINISHED",
 ) -> str:
-    """One MLflow run for one (method, dataset) job; returns its run id."""
+    """One MLflow run for one (method, dataset) job; returns its run id. ``status="FAILED"``
+    marks a job in which every image failed (its numbers are logged all the same)."""
     import mlflow
 
     exp_id = experiment_id(cfg)
@@ -160,4 +162,9 @@ def log_job(
             mlflow.log_artifact(str(path))
         for path in samples:
             mlflow.log_artifact(str(path), artifact_path="samples")
-        return run.info.run_id
+        run_id = run.info.run_id
+    if status != "FINISHED":
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_terminated(run_id, status=status)
+    return run_id

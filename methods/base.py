@@ -1,32 +1,59 @@
-"""The one interface every SR method implements, and the registry that finds them by name.
+"""The one interface every SR method implements, and what it declares about its cost.
 
 Contract of :meth:`SRMethod.upscale`: ``lr`` is float32 NCHW RGB in [0, 1]; the result is float
 NCHW RGB, exactly ``scale`` times the spatial size of ``lr`` (values may leave [0, 1]; the runner
 clamps when it quantises, as a user saving a PNG would). Anything random draws from the given
-``torch.Generator`` so that a (seed, image) pair always gives the same output.
+``torch.Generator`` — a *CPU* generator seeded by (seed, image id) — on the CPU, and moves the
+draw to the method's device (``torch.randn(shape, generator=g).to(device)``), so a (seed, image)
+pair gives the same output in any order, batch and on any device (up to float tolerance).
+The sampler (:mod:`srarena.methods.diffusion.samplers`) already does this.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Mapping, Protocol, runtime_checkable
 
 import torch
 
 
 @dataclass(frozen=True)
 class CostModel:
-    """What one image costs, for the profiler: which networks run, how often.
+    """Which sub-networks a method runs, for the profiler (:func:`srarena.harness.profiling.profile_cost`).
 
-    ``calls`` maps a sub-network name (an attribute path of the method's ``modules()``) to the
-    number of times it runs per image — e.g. ``{"unet": steps, "vae.decoder": 1}``. ``active``
-    optionally maps a sub-network to its parameters active per call (mixtures of experts), so
-    that "params total" and "params active" both come out right.
+    Paths name modules in ``method.nets`` (``"unet"``, ``"experts.0"``, ``"vqvae.decoder"``); a
+    container without its own ``forward`` (``ModuleList``/``ModuleDict``) stands for its members.
+    The profiler hooks them during one real ``upscale`` and *measures* every figure; this class
+    only says which role each network plays:
+
+    * ``per_step`` — networks that run at sampling steps (the denoiser; every expert of a
+      mixture, of which only the routed one runs at a step; parts shared by all steps);
+    * ``per_image`` — networks that run once per image (encoder, decoder, degradation
+      estimator, text encoder);
+    * ``evals`` — modules called a data-dependent number of times (the function of an adaptive
+      ODE solver): their calls per step are the NFE.
+
+    ``steps`` and ``calls`` (path -> calls per image) are declarations the profiler checks its
+    measurement against: a disagreement is a warning with both numbers, never a silent choice.
     """
 
-    calls: dict[str, int] = field(default_factory=dict)
-    active_params: dict[str, int] = field(default_factory=dict)
+    per_step: tuple[str, ...] = ()
+    per_image: tuple[str, ...] = ()
+    evals: tuple[str, ...] = ()
     steps: int = 1
+    calls: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("per_step", "per_image", "evals"):  # YAML/list input -> tuples
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        object.__setattr__(self, "calls", {str(k): int(v) for k, v in dict(self.calls).items()})
+        object.__setattr__(self, "steps", int(self.steps))
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every module path the cost model names (declared call counts included)."""
+        return tuple(dict.fromkeys((*self.per_step, *self.per_image, *self.evals, *self.calls)))
 
 
 @runtime_checkable
@@ -50,10 +77,14 @@ class MethodError(RuntimeError):
 class BaseMethod:
     """Helpers most methods share: device placement, parameter counting, scale checks.
 
-    Subclasses that own networks keep them in ``self.nets`` (a ``torch.nn.ModuleDict``).
+    Subclasses that own networks keep them in ``self.nets`` (a ``torch.nn.ModuleDict``). A
+    method's name is the one a user types, ``conf/method/<name>.yaml``: the builder
+    (:func:`srarena.methods.catalog.build_method`, or the benchmark app) sets ``name``; classes
+    carry none of their own, so one class behind several YAMLs (``rrdbnet``, ``rrdbnet_demo``)
+    reports each under its own name.
     """
 
-    name: str = "base"
+    name: str = ""
     scales: tuple[int, ...] = ()
 
     def __init__(self) -> None:
@@ -69,38 +100,13 @@ class BaseMethod:
         return sum(p.numel() for p in self.nets.parameters())
 
     def cost_model(self) -> CostModel:
-        return CostModel(calls={k: 1 for k in self.nets.keys()})
+        """Default: every network runs at the (single) step of a feed-forward model."""
+        return CostModel(per_step=tuple(self.nets.keys()), steps=1)
 
     def check_scale(self, scale: int) -> None:
         if self.scales and scale not in self.scales:
-            raise MethodError(f"method {self.name!r} supports scales {self.scales}, not x{scale}")
+            label = self.name or type(self).__name__
+            raise MethodError(f"method {label!r} supports scales {self.scales}, not x{scale}")
 
     def upscale(self, lr: torch.Tensor, scale: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
-
-
-_METHODS: dict[str, type] = {}
-
-
-def register_method(name: str) -> Callable[[type], type]:
-    """Class decorator: ``@register_method("bicubic")``. The YAML in ``conf/method/`` selects it."""
-
-    def deco(cls: type) -> type:
-        if name in _METHODS and _METHODS[name] is not cls:
-            raise ValueError(f"method name {name!r} is registered twice")
-        cls.name = name
-        _METHODS[name] = cls
-        return cls
-
-    return deco
-
-
-def registered_methods() -> dict[str, type]:
-    return dict(_METHODS)
-
-
-def get_method_class(name: str) -> type:
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise KeyError(f"no method registered as {name!r}; registered: {sorted(_METHODS)}") from None

@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 
 from srarena.harness.degradations.resize import imresize
-from srarena.methods.base import BaseMethod, register_method
+from srarena.methods.base import BaseMethod
 
 
-@register_method("bicubic")
 class Bicubic(BaseMethod):
     """``imresize(lr, scale, 'bicubic')`` as MATLAB computes it (no parameters, deterministic)."""
 

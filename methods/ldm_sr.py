@@ -6,12 +6,20 @@ conditioned by concatenating the LR image in [-1, 1]; the VQ decoder then return
 srarena runs diffusers' own ``LDMSuperResolutionPipeline`` loaded from a local folder — no
 reimplementation — and adds what the pipeline lacks for a benchmark:
 
-* every random draw from the job's generator: the pipeline draws x_T from the generator it is
-  given but the DDIM step with ``eta > 0`` draws from torch's global RNG, so the call runs inside
-  ``torch.random.fork_rng`` seeded from the job generator;
+* every random draw from the job's generator, on the CPU: the pipeline draws x_T with the
+  generator it is given (a CPU generator: diffusers' ``randn_tensor`` then draws on the CPU and
+  moves the noise to the model's device), but it calls ``scheduler.step`` without one, so DDIM's
+  ``eta > 0`` noise would come from the global RNG *of the model's device* (a CUDA run would
+  differ from a CPU run). For the duration of the call the scheduler's ``step`` is bound to the
+  job's generator (:func:`_step_draws_from`), which diffusers' DDIM step accepts;
+* timestep spacing: ``spacing`` (``leading`` | ``linspace`` | ``trailing``) replaces the model
+  folder's ``timestep_spacing`` (``null`` keeps the folder's: ``leading`` for the released model);
+* per-step accounting: the profiler's :func:`~srarena.harness.profiling.mark_step` runs before
+  every U-Net call (a forward pre-hook held for the call);
 * sizes: the U-Net halves the latent three times, so the LR is reflect-padded to a multiple of
   ``pad_multiple`` and the output cropped back to exactly 4x;
-* a profiler cost model: the U-Net once per step, the VQ decoder once per image.
+* a profiler cost model: the U-Net at every step; the VQ quantiser, ``post_quant_conv`` and
+  decoder once per image (the VQ encoder is not used at inference: the LR image is the condition).
 
 :data:`REAL_CONFIG` is the released architecture (from the original LDM config), so its size
 and FLOPs can be measured without the weights (:func:`build_pipeline`).
@@ -19,15 +27,19 @@ and FLOPs can be measured without the weights (:func:`build_pipeline`).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 
 from srarena.harness.weights import MissingWeightsError, WeightSpec, candidates, find_weights, register_weights
-from srarena.methods.base import BaseMethod, CostModel, MethodError, register_method
+from srarena.harness.profiling import mark_step
+from srarena.methods.base import BaseMethod, CostModel, MethodError
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +100,22 @@ def _load_pipeline(folder: Path | str, local_only: bool = True):
     return LDMSuperResolutionPipeline.from_pretrained(str(folder), local_files_only=local_only)
 
 
-@register_method("ldm_sr")
+SPACINGS = ("leading", "linspace", "trailing")  # diffusers' DDIMScheduler.timestep_spacing
+
+
+@contextmanager
+def _step_draws_from(scheduler: Any, generator: torch.Generator) -> Iterator[None]:
+    """Bind ``generator`` to ``scheduler.step`` while the pipeline runs (it passes none)."""
+    if "generator" not in inspect.signature(scheduler.step).parameters:  # a deterministic scheduler
+        yield
+        return
+    scheduler.step = functools.partial(scheduler.step, generator=generator)
+    try:
+        yield
+    finally:
+        del scheduler.step  # back to the class's method
+
+
 class LDMSR(BaseMethod):
     """``weights``: a folder holding ``model_index.json`` (or the weight key); ``None`` looks in
     the weights directory, then in the Hugging Face cache (``local_files_only``)."""
@@ -100,11 +127,19 @@ class LDMSR(BaseMethod):
         eta: float = 1.0,
         pad_multiple: int = 8,
         progress: bool = False,
+        spacing: str | None = None,
     ) -> None:
         super().__init__()
         self.steps, self.eta, self.pad_multiple = int(steps), float(eta), int(pad_multiple)
         self.scales = (4,)
-        self.pipe = self._open(weights)
+        self._attach(self._open(weights), spacing, progress)
+
+    def _attach(self, pipe: Any, spacing: str | None, progress: bool) -> None:
+        if spacing is not None:
+            if spacing not in SPACINGS:
+                raise MethodError(f"ldm_sr spacing must be one of {SPACINGS} or null, not {spacing!r}")
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, timestep_spacing=spacing)
+        self.pipe = pipe
         self.pipe.set_progress_bar_config(disable=not progress)
         self.nets["unet"] = self.pipe.unet
         self.nets["vqvae"] = self.pipe.vqvae
@@ -141,10 +176,7 @@ class LDMSR(BaseMethod):
         BaseMethod.__init__(self)
         self.steps, self.eta = int(kwargs.get("steps", 100)), float(kwargs.get("eta", 1.0))
         self.pad_multiple, self.scales = int(kwargs.get("pad_multiple", 8)), (4,)
-        self.pipe = pipe
-        self.pipe.set_progress_bar_config(disable=True)
-        self.nets["unet"], self.nets["vqvae"] = pipe.unet, pipe.vqvae
-        self.nets.eval()
+        self._attach(pipe, kwargs.get("spacing"), progress=False)
         return self
 
     def to(self, device: torch.device | str) -> "LDMSR":
@@ -154,7 +186,8 @@ class LDMSR(BaseMethod):
 
     def cost_model(self) -> CostModel:
         return CostModel(
-            calls={"unet": self.steps, "vqvae.post_quant_conv": 1, "vqvae.decoder": 1}, steps=self.steps
+            per_step=("unet",), per_image=("vqvae.quantize", "vqvae.post_quant_conv", "vqvae.decoder"),
+            steps=self.steps, calls={"unet": self.steps, "vqvae.post_quant_conv": 1, "vqvae.decoder": 1},
         )
 
     @torch.no_grad()
@@ -166,13 +199,14 @@ class LDMSR(BaseMethod):
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)  # DDIM's eta noise comes from the global RNG
-            out = self.pipe(
-                image=x, num_inference_steps=self.steps, eta=self.eta,
-                generator=torch.Generator().manual_seed(seed), output_type="pt",
-            ).images
+        if generator.device.type != "cpu":
+            raise MethodError("ldm_sr draws its noise on the CPU: pass a CPU torch.Generator")
+        hook = self.pipe.unet.register_forward_pre_hook(lambda *_: mark_step())
+        try:
+            with _step_draws_from(self.pipe.scheduler, generator):
+                out = self.pipe(image=x, num_inference_steps=self.steps, eta=self.eta, generator=generator,
+                                output_type="pt").images
+        finally:
+            hook.remove()
         out = torch.as_tensor(out)
         return out[..., : h * scale, : w * scale].float()

@@ -27,7 +27,7 @@ from torch import nn
 
 from srarena.harness.weights import WeightSpec, register_weights
 import srarena.methods.ncnn_import  # noqa: F401  (registers the ncnn .param reader)
-from srarena.methods.base import BaseMethod, CostModel, MethodError, register_method
+from srarena.methods.base import BaseMethod, CostModel, MethodError
 from srarena.methods.state_dicts import CheckpointError, StateDict, load_into, locate, read_state_dict
 from srarena.methods.tiling import TileConfig, maybe_tiled
 
@@ -296,7 +296,6 @@ WEIGHTS = {
 # --------------------------------------------------------------------------------------------
 
 
-@register_method("rrdbnet")
 class RRDBNetMethod(BaseMethod):
     """RRDBNet as an srarena method: deterministic, one network call per image (or per tile).
 
@@ -333,7 +332,8 @@ class RRDBNetMethod(BaseMethod):
         return self.nets["rrdb"]  # type: ignore[return-value]
 
     def cost_model(self) -> CostModel:
-        return CostModel(calls={"rrdb": 1}, steps=1)
+        # Feed-forward: one network evaluation is the one "step" (per tile when tiled).
+        return CostModel(per_step=("rrdb",), steps=1)
 
     @torch.no_grad()
     def upscale(self, lr: torch.Tensor, scale: int, generator: torch.Generator) -> torch.Tensor:

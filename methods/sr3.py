@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from srarena.harness.degradations.resize import imresize
-from srarena.methods.base import BaseMethod, CostModel, MethodError, register_method
+from srarena.methods.base import BaseMethod, CostModel, MethodError
 from srarena.methods.diffusion import DDPMUNet, UNetConfig, make_schedule, sample
+from srarena.methods.diffusion.samplers import SamplerConfig
 from srarena.methods.diffusion.schedules import Prediction
 from srarena.methods.state_dicts import CheckpointError, load_into, locate, read_state_dict
 
@@ -39,7 +40,6 @@ Target = Literal["image", "residual"]
 TARGETS: tuple[str, ...] = ("image", "residual")
 
 
-@register_method("sr3")
 class SR3(BaseMethod):
     def __init__(
         self,
@@ -89,7 +89,10 @@ class SR3(BaseMethod):
             raise MethodError("SR3's U-Net takes x_t and the upsampled LR: in_channels = 2 x out_channels")
         self.schedule_cfg = schedule_cfg
         self.schedule = make_schedule(**schedule_cfg)
-        self.sampler = {"name": "ddim", "steps": 50, "eta": 0.0, **dict(sampler or {})}
+        try:
+            self.sampler = SamplerConfig.from_dict(sampler)
+        except (TypeError, ValueError) as e:
+            raise MethodError(f"SR3 sampler: {e}") from None
         self.prediction: Prediction = prediction
         self.clip_x0 = bool(clip_x0)
         self.scale = int(scale)
@@ -106,8 +109,8 @@ class SR3(BaseMethod):
         return self.nets["unet"]  # type: ignore[return-value]
 
     def cost_model(self) -> CostModel:
-        steps = len(range(self.schedule.T)) if self.sampler["steps"] is None else min(int(self.sampler["steps"]), self.schedule.T)
-        return CostModel(calls={"unet": steps}, steps=steps)
+        steps = self.sampler.num_steps(self.schedule.T)
+        return CostModel(per_step=("unet",), steps=steps, calls={"unet": steps})
 
     def condition(self, lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The bicubic-upsampled LR in [-1, 1] that SR3 concatenates to x_t."""
@@ -125,8 +128,7 @@ class SR3(BaseMethod):
         if ph or pw:
             cond = F.pad(cond, (0, pw, 0, ph), mode="reflect")
         shape = tuple(cond.shape[:1]) + (self.unet_cfg.out_channels,) + tuple(cond.shape[2:])
-        run = dict(sampler=str(self.sampler["name"]), steps=self.sampler["steps"], eta=self.sampler.get("eta"),
-                   device=self.device)
+        run = dict(self.sampler.kwargs(), device=self.device)
 
         if self.target == "image":
             def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -148,3 +148,152 @@ def test_ldm_embedding_matches_diffusers():
     ref = get_timestep_embedding(t, 160, flip_sin_to_cos=True, downscale_freq_shift=0)
     torch.testing.assert_close(timestep_embedding_ldm(t, 160), ref, atol=1e-5, rtol=1e-5)
     assert diffusers.__version__
+
+
+# -- sampler: spacing, start part-way, clipping, time input, callback (issue 11, item 4) ---------
+
+SPACING_GRID = [(T, n) for T in (1000, 2000, 100, 50, 7) for n in sorted({1, 2, 3, 4, 7, 10, 25, 48, 50, 61, 103, 250, 999} | {T - 1}) if n < T]
+
+
+@pytest.mark.parametrize("spacing", ["leading", "linspace", "trailing"])
+def test_spacings_match_diffusers_timesteps(spacing):
+    diffusers = pytest.importorskip("diffusers")
+    extra = 0
+    for T, n in SPACING_GRID:
+        sched = diffusers.DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing)
+        sched.set_timesteps(n)
+        ref = sched.timesteps.tolist()
+        ours = timestep_sequence(T, n, spacing)
+        assert len(ours) == n and ours == sorted(set(ours), reverse=True) and ours[-1] >= 0
+        if len(ref) == n + 1:  # diffusers' float arange yields one extra timestep, -1 (T=1000, n=61)
+            assert spacing == "trailing" and ref[-1] == -1
+            ref, extra = ref[:n], extra + 1
+        assert ours == ref, (T, n)
+    assert spacing != "trailing" or extra > 0  # the grid does reach diffusers' extra-element case
+
+
+def test_one_step_from_noise_runs_at_the_last_timestep_with_trailing():
+    assert timestep_sequence(1000, 1, "trailing") == [999]
+    assert timestep_sequence(1000, 1, "linspace") == [0] == timestep_sequence(1000, 1, "leading")
+    assert timestep_sequence(1000, 4, "trailing") == [999, 749, 499, 249]
+    assert timestep_sequence(1000, 4, "leading") == [750, 500, 250, 0]
+    s = make_schedule("scaled_linear", 1000)
+    seen = []
+
+    def one_step(x, t):  # an x0-predicting network (a one-step model): "the image is 0.3"
+        seen.append(int(t[0]))
+        return torch.full_like(x, 0.3)
+
+    x = sample(one_step, (1, 3, 4, 4), s, torch.Generator().manual_seed(0), steps=1, spacing="trailing", prediction="x0")
+    assert seen == [999]
+    torch.testing.assert_close(x, torch.full_like(x, 0.3))
+    with pytest.raises(ValueError, match="unknown timestep spacing"):
+        timestep_sequence(1000, 4, "uniform")
+
+
+@pytest.mark.parametrize("spacing, n", [("leading", 10), ("leading", 7), ("trailing", 10), ("trailing", 8)])
+@pytest.mark.parametrize("eta", [0.0, 0.7])
+def test_ddim_chain_equals_diffusers_ddim_scheduler(spacing, n, eta):
+    """Same noise draws, same update: diffusers' DDIMScheduler.step (whose previous timestep is
+    t - T // steps, the next element of these sequences) agrees with the sampler to float32."""
+    diffusers = pytest.importorskip("diffusers")
+    T = 1000
+    s = make_schedule("linear", T)
+    den = gaussian_oracle(s, 0.2, 0.4)
+    sched = diffusers.DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                                    clip_sample=False, set_alpha_to_one=True, timestep_spacing=spacing)
+    sched.set_timesteps(n)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 1, 8, 8, generator=g)
+    for t in sched.timesteps:
+        x = sched.step(den(x, t.view(1).repeat(2)), t, x, eta=eta, generator=g).prev_sample
+    ours = sample(den, (2, 1, 8, 8), s, torch.Generator().manual_seed(5), sampler="ddim", steps=n, eta=eta,
+                  spacing=spacing)
+    torch.testing.assert_close(ours, x, atol=2e-5, rtol=1e-5)
+
+
+def test_start_t_sequences():
+    assert timestep_sequence(1000, None, start_t=4) == [4, 3, 2, 1, 0]  # every step from start_t
+    assert timestep_sequence(1000, 4, "trailing", start_t=399) == [399, 299, 199, 99]
+    assert timestep_sequence(1000, 5, "linspace", start_t=100)[0] == 100
+    assert timestep_sequence(1000, 4, "leading", start_t=399) == [300, 200, 100, 0]
+    with pytest.raises(ValueError, match="start_t"):
+        timestep_sequence(1000, 4, start_t=1000)
+
+
+def test_start_part_way_from_a_noised_clean_input():
+    """SDEdit: x0_init noised to the first timestep with the caller's generator, then denoised."""
+    s = make_schedule("linear", 1000)
+    x0 = torch.rand(1, 3, 8, 8)
+    first = []
+
+    def den(x, t):
+        if not first:
+            first.append((x.clone(), int(t[0])))
+        return torch.zeros_like(x)
+
+    sample(den, (1, 3, 8, 8), s, torch.Generator().manual_seed(3), steps=5, spacing="trailing", start_t=249, x0_init=x0)
+    x_start, t0 = first[0]
+    ab = s.alpha_bar[249].item()
+    expect = ab**0.5 * x0 + (1 - ab) ** 0.5 * torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    assert t0 == 249
+    torch.testing.assert_close(x_start, expect)
+    # an ideal denoiser of a point mass recovers it from any start
+    c = 0.25
+    point = lambda x, t: (x - s.alpha_bar[t].float().sqrt().view(-1, 1, 1, 1) * c) / (1 - s.alpha_bar[t].float()).sqrt().view(-1, 1, 1, 1)  # noqa: E731
+    out = sample(point, (1, 3, 8, 8), s, torch.Generator().manual_seed(0), steps=3, start_t=100, x0_init=torch.full((1, 3, 8, 8), c))
+    torch.testing.assert_close(out, torch.full_like(out, c), atol=1e-5, rtol=0)
+
+
+def test_start_part_way_from_a_given_state():
+    s = make_schedule("linear", 100)
+    x_T = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    seen = []
+    sample(lambda x, t: seen.append((x.clone(), int(t[0]))) or torch.zeros_like(x), (1, 1, 4, 4), s,
+           torch.Generator(), steps=None, start_t=3, x_T=x_T)
+    assert [t for _, t in seen] == [3, 2, 1, 0] and torch.equal(seen[0][0], x_T)
+    with pytest.raises(ValueError, match="start_t needs x0_init or x_T"):
+        sample(lambda x, t: x, (1, 1, 4, 4), s, torch.Generator(), start_t=3)
+    with pytest.raises(ValueError, match="x0_init needs start_t"):
+        sample(lambda x, t: x, (1, 1, 4, 4), s, torch.Generator(), x0_init=x_T)
+
+
+@pytest.mark.parametrize("clip, expect", [(False, 5.0), (True, 1.0), ((-2.0, 3.0), 3.0)])
+def test_x0_clipping_is_a_config_value_off_by_default(clip, expect):
+    s = make_schedule("scaled_linear", 100)
+    den = lambda x, t: torch.full_like(x, 5.0)  # noqa: E731  (x0-prediction: a latent outside [-1, 1])
+    kw = {} if clip is False else {"clip_x0": clip}
+    x = sample(den, (1, 4, 2, 2), s, torch.Generator().manual_seed(0), steps=10, prediction="x0", **kw)
+    torch.testing.assert_close(x, torch.full_like(x, expect), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("time_input, dtype", [("int", torch.long), ("float", torch.float32)])
+def test_time_input_and_callback(time_input, dtype):
+    from srarena.methods.diffusion import StepInfo
+
+    s = make_schedule("linear", 1000)
+    ts, infos = [], []
+
+    def den(x, t):
+        assert t.dtype == dtype and t.shape == (2,)
+        ts.append(t[0].item())
+        return gaussian_oracle(s, 0.0, 1.0)(x, t.long())
+
+    out = sample(den, (2, 1, 4, 4), s, torch.Generator().manual_seed(0), steps=4, spacing="trailing",
+                 time_input=time_input, callback=infos.append)
+    assert ts == [999, 749, 499, 249] and all(isinstance(i, StepInfo) for i in infos)
+    assert [(i.index, i.t, i.t_prev) for i in infos] == [(0, 999, 749), (1, 749, 499), (2, 499, 249), (3, 249, -1)]
+    assert all(isinstance(i.t, float if time_input == "float" else int) for i in infos)
+    assert torch.equal(infos[-1].x, out) and infos[0].x0.shape == out.shape
+
+
+def test_sampler_config_from_yaml():
+    from srarena.methods.diffusion.samplers import SamplerConfig
+
+    cfg = SamplerConfig.from_dict({"name": "ddim", "steps": 4, "eta": 0.5, "spacing": "trailing"})
+    assert cfg.kwargs() == {"sampler": "ddim", "steps": 4, "eta": 0.5, "spacing": "trailing"}
+    assert cfg.num_steps(1000) == 4 and SamplerConfig.from_dict({"steps": None}).num_steps(10) == 10
+    with pytest.raises(ValueError, match="unknown sampler option"):
+        SamplerConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="spacing"):
+        SamplerConfig.from_dict({"spacing": "uniform"})

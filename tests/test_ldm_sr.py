@@ -96,3 +96,29 @@ def test_real_config_has_the_published_size():
     vq = sum(p.numel() for p in pipe.vqvae.parameters())
     assert (unet, vq) == (113_622_563, 55_322_782)
     assert round((unet + vq) / 1e6, 2) == 168.95
+
+
+def test_measured_cost_spacing_and_cpu_noise(tiny_dir):
+    from srarena.harness.profiling import profile_cost
+    from srarena.harness.randomness import audit_draws
+
+    m = LDMSR(weights=str(tiny_dir), steps=3, eta=1.0, pad_multiple=2, spacing="trailing")
+    assert m.pipe.scheduler.config.timestep_spacing == "trailing"
+    rep = profile_cost(m, torch.rand(1, 3, 8, 8), 4, torch.Generator().manual_seed(0))
+    assert rep.steps == 3 and rep.modules["unet"].calls == 3 and rep.modules["vqvae.decoder"].calls == 1
+    assert not rep.warnings
+    unet = sum(p.numel() for p in m.pipe.unet.parameters())
+    once = sum(p.numel() for n in ("quantize", "post_quant_conv", "decoder") for p in getattr(m.pipe.vqvae, n).parameters())
+    assert rep.params_step == unet and rep.params_once == once  # the VQ encoder does not run
+    assert rep.params_active < rep.params == m.num_params()
+    assert rep.flops_per_step == rep.modules["unet"].flops_per_call
+    m.pipe.scheduler.set_timesteps(3)
+    from srarena.methods.diffusion import timestep_sequence
+
+    assert m.pipe.scheduler.timesteps.tolist() == timestep_sequence(1000, 3, "trailing") == [999, 666, 332]
+    with audit_draws() as log:  # x_T and the DDIM eta noise: all from the CPU generator
+        m.upscale(torch.zeros(1, 3, 8, 8), 4, torch.Generator().manual_seed(0))
+    assert len(log.draws) == 1 + 3 and log.violations == []
+    with pytest.raises(MethodError, match="spacing"):
+        LDMSR(weights=str(tiny_dir), spacing="uniform")
+    assert "step" not in vars(m.pipe.scheduler)  # the generator is unbound after the call

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srarena.harness.profiling import count_flops, count_params, measure, profile_flops
+from srarena.harness.profiling import count_flops, count_params, mark_step, measure, profile_cost
 
 
 def _net():
@@ -48,6 +48,7 @@ class _TwoNetMethod:
     def upscale(self, lr, scale, generator):
         x = torch.nn.functional.interpolate(lr, scale_factor=scale)
         for _ in range(self.steps):
+            mark_step()
             x = self.nets["unet"](x)
         return self.nets["decoder"](x)
 
@@ -57,22 +58,25 @@ class _TwoNetMethod:
     def cost_model(self):
         from srarena.methods.base import CostModel
 
-        return CostModel(calls={"unet": self.steps, "decoder": 1}, steps=self.steps,
-                         active_params={"unet": 84})
+        return CostModel(per_step=("unet",), per_image=("decoder",), steps=self.steps,
+                         calls={"unet": self.steps, "decoder": 1})
 
 
 def test_per_call_and_per_image_flops_from_cost_model():
     m = _TwoNetMethod(steps=3)
-    rep = profile_flops(m, torch.zeros(1, 3, 8, 8), scale=2)
+    rep = profile_cost(m, torch.zeros(1, 3, 8, 8), scale=2)
     hw = 16 * 16
-    assert rep.per_call == {"unet": 2 * 3 * 3 * 9 * hw, "decoder": 2 * 3 * 3 * hw}
-    assert rep.calls_seen == {"unet": 3, "decoder": 1}
-    assert rep.per_image == rep.model_per_image == 3 * rep.per_call["unet"] + rep.per_call["decoder"]
-    assert rep.params_total == 84 + 12 and rep.params_active == 84
-    assert rep.as_dict()["flops_per_call/unet"] == rep.per_call["unet"]
+    per_call = {k: mc.flops_per_call for k, mc in rep.modules.items()}
+    assert per_call == {"unet": 2 * 3 * 3 * 9 * hw, "decoder": 2 * 3 * 3 * hw}
+    assert {k: mc.calls for k, mc in rep.modules.items()} == {"unet": 3, "decoder": 1}
+    assert rep.flops_per_image == 3 * per_call["unet"] + per_call["decoder"]
+    assert rep.steps == 3 and rep.flops_per_step == per_call["unet"]
+    # params_active = the per-step network + the once-per-image one (issue 11: nothing vanishes)
+    assert rep.params == 84 + 12 and (rep.params_step, rep.params_once, rep.params_active) == (84, 12, 96)
+    assert rep.as_metrics()["flops_call_unet_g"] == per_call["unet"] / 1e9 and not rep.warnings
 
 
-def test_measure_on_cpu_reports_time_and_memory():
+def test_measure_on_cpu_reports_time():
     with measure("cpu") as m:
         _net()(torch.zeros(1, 3, 16, 16))
-    assert m.seconds > 0 and m.peak_memory_bytes > 0 and m.memory_kind == "process_peak_rss"
+    assert m.seconds > 0 and m.working_memory_bytes == 0  # CPU memory: cpu_memory_peak (untimed pass)

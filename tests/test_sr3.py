@@ -106,3 +106,17 @@ def test_checkpoint_records_the_target(tmp_path):
     save_safetensors(tmp_path / "bad.safetensors", m.unet.state_dict(), meta | {"target": "latent"})
     with pytest.raises(CheckpointError, match="bad.safetensors.*latent"):
         SR3(weights=str(tmp_path / "bad.safetensors"))
+
+
+def test_sampler_options_from_yaml_and_measured_steps():
+    from srarena.harness.profiling import profile_cost
+
+    m = SR3(**{**TINY, "sampler": {"name": "ddim", "steps": 1, "eta": 0.0, "spacing": "trailing"}})
+    seen = []
+    hook = m.unet.register_forward_pre_hook(lambda _m, args: seen.append(int(args[1][0])))
+    rep = profile_cost(m, torch.rand(1, 3, 4, 4), 4)
+    hook.remove()
+    assert seen == [99] and rep.steps == 1 and not rep.warnings  # one step from noise at t = T-1
+    assert rep.params_step == m.num_params() and rep.flops_per_step == rep.modules["unet"].flops_per_call
+    with pytest.raises(MethodError, match="sampler.*spacing"):
+        SR3(**{**TINY, "sampler": {"name": "ddim", "spacing": "uniform"}})

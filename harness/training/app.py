@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from srarena.harness.devices import resolve_device
 from srarena.harness.errors import ConfigError
 from srarena.harness.training.data import CropSampler, degradation_synth, load_hr_images
 from srarena.harness.training.loop import LoopConfig, LoopResult, train_loop
@@ -24,12 +25,6 @@ from srarena.harness.training.protocol import as_trainable
 from srarena.methods.state_dicts import save_safetensors
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def hr_folder(cfg: DictConfig) -> Path:
@@ -76,7 +71,7 @@ def run_train(cfg: DictConfig) -> int:
 
     set_weights_dir(cfg.paths.weights)
     torch.manual_seed(int(cfg.seed))
-    device = pick_device(str(cfg.device))
+    device = resolve_device(str(cfg.device))
     method_cfg = cfg.method.copy()
     if "weights" in method_cfg:  # the method YAML names the trained file; training starts elsewhere
         method_cfg.weights = OmegaConf.select(cfg, "train.init_weights")
