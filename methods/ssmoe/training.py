@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from srarena.harness.degradations.resize import imresize
 from srarena.harness.training.losses import register_loss
-from srarena.methods.diffusion.training import sample_timesteps
 from srarena.methods.ssmoe.blocks import use_generator
 from srarena.methods.ssmoe.fcd import fcd_decode
 from srarena.methods.ssmoe.sampling import SamplerOptions
@@ -88,6 +87,8 @@ def autoencoder_outputs(method: Any, batch: Any, generator: torch.Generator) -> 
 
 
 def denoiser_outputs(method: Any, batch: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    from srarena.methods.diffusion.training import sample_timesteps
+
     hr, lr = batch.hr, batch.lr
     scale = hr.shape[-1] // lr.shape[-1]
     z0 = _latents(method, hr)
