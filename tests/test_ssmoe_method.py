@@ -89,3 +89,25 @@ def test_after_step_shares_expert_weights_with_the_ramp():
     before = float(layer.moe_blocks[1][0].weight.detach()[0, 0])
     m.after_step(7, "decoder")  # only after denoiser steps
     assert float(layer.moe_blocks[1][0].weight.detach()[0, 0]) == before
+
+
+@pytest.mark.slow
+def test_train_cli_runs_all_three_stages_and_exports_a_loadable_file(tmp_path):
+    """`srarena train method=ssmoe_demo` with one step per stage (~40 s on 2 CPU cores)."""
+    from srarena.methods.state_dicts import read_state_dict
+
+    from tests.conftest import run_cli
+
+    out = tmp_path / "demo.safetensors"
+    env = {**__import__("os").environ, "SRARENA_OUTPUTS": str(tmp_path / "out"), "SRARENA_DATA": str(tmp_path / "data"),
+           "OMP_NUM_THREADS": "1"}
+    r = run_cli("train", "method=ssmoe_demo", "train.stages.0.steps=1", "train.stages.1.steps=1",
+                "train.stages.2.steps=1", "train.data.crop=32", "train.data.batch_size=4", "tracking.enabled=false",
+                "train.progress=false", f"train.export={out}", cwd=tmp_path, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state, meta = read_state_dict(out)
+    assert meta["method"] == "ssmoe" and {k.split(".")[0] for k in state} == {"experts", "vq", "fcd"}
+    assert float(state["experts.latent_scale"]) > 0  # set from the first denoiser batch
+    m = SSMoESR(**tiny_kwargs(weights=str(out), random_init=False, sampler={"name": "ddim", "steps": 2}))
+    assert m.arch.denoiser["ch"] == 32  # the file's architecture, not the tiny YAML's
+    assert m.upscale(torch.rand(1, 3, 8, 8), 4, torch.Generator().manual_seed(0)).shape == (1, 3, 32, 32)
